@@ -1,0 +1,47 @@
+"""The ``mwkit`` command: argument parsing over the same Python API the notebooks use.
+
+Each part of the kit contributes its own subcommands through a ``register(subparsers)``
+function in its ``commands`` module, so this file stays a table of contents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = [
+    "mwkit.directory.commands",
+    "mwkit.watson.commands",
+    "mwkit.sherlock.commands",
+    "mwkit.wizard.commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mwkit",
+        description="Service discovery and client-side routing, done for real.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - the CLI's job is to say what went wrong
+        if getattr(args, "debug", False):
+            raise
+        print(f"mwkit {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Starting and stopping the kit's own processes, so that nothing is left behind.
+
+Every process mwkit starts runs in a process group of its own (``start_new_session``),
+so stopping it also stops whatever it started (a ``mw.sh`` that ``exec``s Python, a shell
+that forks). Stopping is graceful first (SIGTERM, then SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import requests
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a free TCP port on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    log_path: Path | None = None,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen:
+    """Start ``command`` in a new process group, its output appended to ``log_path``."""
+    full_env = dict(os.environ)
+    full_env["PYTHONUNBUFFERED"] = "1"
+    if env:
+        full_env.update(env)
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                list(command), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+    return subprocess.Popen(
+        list(command), cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def python_command(*args: str) -> list[str]:
+    """The command that runs this same Python interpreter with ``args``."""
+    return [sys.executable, *args]
+
+
+def signal_group(pid: int, sig: int) -> bool:
+    """Send ``sig`` to the process group led by ``pid``; False when it is already gone."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def group_alive(pid: int) -> bool:
+    """True while any process of the group led by ``pid`` still exists."""
+    return signal_group(pid, 0)
+
+
+def stop_group(proc: subprocess.Popen | int, grace: float = 5.0) -> None:
+    """SIGTERM the process group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if isinstance(proc, subprocess.Popen):
+            proc.poll()
+        if not group_alive(pid):
+            break
+        time.sleep(0.02)
+    signal_group(pid, signal.SIGKILL)
+    if isinstance(proc, subprocess.Popen):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
+def wait_for_http(
+    url: str,
+    timeout: float = 10.0,
+    proc: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Wait until ``url`` answers 2xx; fail early, with the log's tail, if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(
+                f"process {' '.join(map(str, proc.args))!r} exited with code "
+                f"{proc.returncode} before {url} answered{log_tail_text(log_path)}"
+            )
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=0.5).ok:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s{log_tail_text(log_path)}")
+
+
+def log_tail(path: Path | None, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ('' when there is none)."""
+    if path is None or not Path(path).exists():
+        return ""
+    with open(path, "rb") as log:
+        log.seek(0, os.SEEK_END)
+        log.seek(max(0, log.tell() - 16384))
+        text = log.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def log_tail_text(path: Path | None) -> str:
+    """``log_tail`` formatted for an error message."""
+    tail = log_tail(path)
+    return f"; last lines of {path}:\n{tail}" if tail else ""
+
+
+@contextlib.contextmanager
+def running(
+    command: Sequence[str],
+    *,
+    ready_url: str | None = None,
+    log_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    ready_timeout: float = 15.0,
+    grace: float = 5.0,
+) -> Iterator[subprocess.Popen]:
+    """Run ``command`` for the duration of a ``with`` block, ready when ``ready_url`` answers."""
+    proc = spawn(command, log_path=log_path, env=env, cwd=cwd)
+    try:
+        if ready_url:
+            wait_for_http(ready_url, ready_timeout, proc=proc, log_path=log_path)
+        yield proc
+    finally:
+        stop_group(proc, grace)
