@@ -1,0 +1,194 @@
+"""A service's ``microwizard/`` folder, read and checked before anything is launched.
+
+``microwizard.yml`` is written by hand by learners, so every mistake is reported with the
+file, the dotted key and what was expected (and, for a typo, the key that was probably
+meant), instead of surfacing later as a crashed instance.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mwkit.names import InvalidName, check_service_name
+
+KNOWN_LINKS = ("directory", "database")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TOP_KEYS = ("service_name", "service_port", "service_links", "health_check", "env")
+REQUIRED_KEYS = ("service_name", "service_port")
+
+
+class SpecError(ValueError):
+    """A ``microwizard/`` folder that mwkit cannot run: names the file, key and expectation."""
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """How Watson checks an instance (seconds; rise/fall in consecutive checks)."""
+
+    path: str = "/health"
+    period: float = 1.0
+    timeout: float = 0.5
+    rise: int = 1
+    fall: int = 2
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What ``microwizard/microwizard.yml`` says, plus where the service folder is."""
+
+    name: str
+    port: int
+    links: tuple[str, ...]
+    health_check: HealthCheck
+    env: dict[str, str]
+    folder: Path
+
+    @property
+    def mw_sh(self) -> Path:
+        return self.folder / "microwizard" / "mw.sh"
+
+    @property
+    def datawire_template(self) -> Path:
+        return self.folder / "microwizard" / "datawire.conf"
+
+
+def _unknown_key(where: Path, prefix: str, key: object, known: tuple[str, ...]) -> SpecError:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return SpecError(
+        f"{where}: unknown key {prefix + str(key)!r}{hint}; known keys: {', '.join(known)}"
+    )
+
+
+def _wrong(where: Path, key: str, expected: str, value: object) -> SpecError:
+    return SpecError(f"{where}: key {key!r} must be {expected}, got {value!r}")
+
+
+def _positive(where: Path, key: str, value: object, *, integer: bool) -> float:
+    """A YAML number above zero (never a bool, which YAML makes of ``yes``)."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        raise _wrong(where, key, "a whole number >= 1" if integer else "a number > 0", value)
+    return value
+
+
+def _health_check(where: Path, raw: object) -> HealthCheck:
+    if not isinstance(raw, dict):
+        raise _wrong(where, "health_check", "a mapping (path, period, timeout, rise, fall)", raw)
+    known = ("path", "period", "timeout", "rise", "fall")
+    for key in raw:
+        if key not in known:
+            raise _unknown_key(where, "health_check.", key, known)
+    path = raw.get("path", HealthCheck.path)
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise _wrong(where, "health_check.path", "a URL path starting with '/'", path)
+    values = {
+        key: _positive(where, f"health_check.{key}", raw.get(key, getattr(HealthCheck, key)),
+                       integer=key in ("rise", "fall"))
+        for key in ("period", "timeout", "rise", "fall")
+    }
+    return HealthCheck(path=path, **values)
+
+
+def _env(where: Path, raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise _wrong(where, "env", "a mapping of variable names to strings", raw)
+    env = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            raise _wrong(where, f"env.{name}", "named like a shell variable "
+                         f"({ENV_NAME.pattern})", name)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise _wrong(where, f"env.{name}", "a string or a number (quote it: \"...\")", value)
+        env[name] = str(value)
+    return env
+
+
+def _links(where: Path, raw: object) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise _wrong(where, "service_links", f"a list of {' and '.join(KNOWN_LINKS)}", raw)
+    for link in raw:
+        if link not in KNOWN_LINKS:
+            raise _wrong(where, "service_links", f"a list of known links "
+                         f"({', '.join(KNOWN_LINKS)})", link)
+    return tuple(dict.fromkeys(raw))
+
+
+def load_spec(service_folder: Path) -> ServiceSpec:
+    """Read and check ``<service_folder>/microwizard/``; raise :class:`SpecError` if unusable."""
+    folder = Path(service_folder)
+    where = folder / "microwizard" / "microwizard.yml"
+    try:
+        raw = yaml.safe_load(where.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{where}: not found; a service folder needs microwizard/microwizard.yml "
+                        "(see docs/architecture.md, 'The service contract')") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise SpecError(f"{where}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: must be a YAML mapping (service_name: ..., service_port: ...), "
+                        f"got {type(raw).__name__}")
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise _unknown_key(where, "", key, TOP_KEYS)
+    for key in REQUIRED_KEYS:
+        if key not in raw:
+            raise SpecError(f"{where}: missing required key {key!r}")
+    try:
+        name = check_service_name(raw["service_name"])
+    except InvalidName as error:
+        raise SpecError(f"{where}: key 'service_name': {error}") from None
+    port = raw["service_port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise _wrong(where, "service_port", "a port number from 1 to 65535", port)
+    spec = ServiceSpec(
+        name=name,
+        port=port,
+        links=_links(where, raw.get("service_links", [])),
+        health_check=_health_check(where, raw.get("health_check", {})),
+        env=_env(where, raw.get("env", {})),
+        folder=folder,
+    )
+    for needed in (spec.mw_sh, spec.datawire_template):
+        if not needed.is_file():
+            raise SpecError(f"{needed}: not found; every microwizard/ folder needs mw.sh and "
+                            "datawire.conf beside microwizard.yml")
+    return spec
+
+
+def _plain(number: float) -> str:
+    """``1.0`` as ``1``, ``0.5`` as ``0.5``: what a person would write in the INI file."""
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def render_datawire_conf(spec: ServiceSpec, *, directory_url: str, service_url: str,
+                         health_check_url: str, instance_id: str) -> str:
+    """Watson's ``datawire.conf`` for one instance, from the service's template."""
+    template = spec.datawire_template
+    values = {
+        "DIRECTORY_URL": directory_url,
+        "SERVICE_NAME": spec.name,
+        "SERVICE_URL": service_url,
+        "HEALTH_CHECK_URL": health_check_url,
+        "INSTANCE_ID": instance_id,
+        "PERIOD": _plain(spec.health_check.period),
+        "TIMEOUT": _plain(spec.health_check.timeout),
+        "RISE": str(spec.health_check.rise),
+        "FALL": str(spec.health_check.fall),
+    }
+    try:
+        return string.Template(template.read_text(encoding="utf-8")).substitute(values)
+    except FileNotFoundError:
+        raise SpecError(f"{template}: not found") from None
+    except KeyError as error:
+        raise SpecError(f"{template}: unknown placeholder ${{{error.args[0]}}}; known: "
+                        f"{', '.join('${' + key + '}' for key in values)}") from None
+    except ValueError as error:
+        raise SpecError(f"{template}: bad placeholder ({error}); write $$ for a literal $") \
+            from None
