@@ -1,0 +1,101 @@
+"""lobsters: a small Flask stand-in for the Lobsters monolith (Rails + MariaDB).
+
+It has what the tutorial needs: users with karma, a front page of stories ranked by the
+Lobsters hotness formula, and the new page ``/popular``, which calls the popularity
+microservice on every load through Sherlock, the client-side router, used here as a
+real monolith would use a client library.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import time
+
+import requests
+from flask import Flask, jsonify, render_template
+
+from lobsters import db
+from lobsters.ranking import hotness
+
+FRONT_PAGE_SIZE = 25
+POPULARITY_URL = "http://popularity/"  # a bare service name: Sherlock routes it
+POPULARITY_TIMEOUT = 2.0  # seconds; a page must never hang on a slow or silent instance
+
+STORIES_QUERY = """
+    SELECT s.id, s.title, s.url, s.score, s.comment_count, s.created_at, u.username
+    FROM stories s JOIN users u ON u.id = s.user_id
+"""
+
+
+def front_page(database_url: str, limit: int = FRONT_PAGE_SIZE) -> list[dict]:
+    """The ``limit`` hottest stories, hottest first (ranked in Python, see ranking.py)."""
+    stories = []
+    for story_id, title, url, score, comments, created_at, username in db.query(
+        database_url, STORIES_QUERY
+    ):
+        created_at = db.as_datetime(created_at)
+        stories.append({
+            "id": story_id, "title": title, "url": url, "score": score,
+            "comment_count": comments, "created_at": created_at, "username": username,
+            "domain": url.split("/")[2], "hotness": hotness(score, comments, created_at),
+        })
+    stories.sort(key=lambda story: (story["hotness"], story["id"]))
+    return stories[:limit]
+
+
+def call_popularity(sherlock) -> dict:
+    """One call to popularity: ``{"service_id", "call_ms", "users", "error"}``, never raises.
+
+    Any failure (``NoInstances``, a refused connection, a timeout, a bad answer) becomes an
+    ``error`` with ``service_id`` None, which the page shows as NO SERVICES AVAILABLE.
+    """
+    started = time.perf_counter()
+    result = {"service_id": None, "call_ms": None, "users": [], "error": None}
+    try:
+        if sherlock is None:
+            raise RuntimeError("no Sherlock: MWKIT_DIRECTORY_URL is not set")
+        response = sherlock.session().get(POPULARITY_URL, timeout=POPULARITY_TIMEOUT)
+        response.raise_for_status()
+        body = response.json()
+        result.update(service_id=body["service_id"], users=body["users"])
+    except (requests.RequestException, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    result["call_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+def start_sherlock(directory_url: str):
+    """One Sherlock for the whole process, closed when the process exits."""
+    from mwkit.sherlock import Sherlock  # imported only when there is a Directory to use
+
+    stack = contextlib.ExitStack()
+    sherlock = stack.enter_context(Sherlock(directory_url))
+    atexit.register(stack.close)
+    return sherlock
+
+
+def create_app(database_url: str, directory_url: str | None = None, sherlock=None) -> Flask:
+    """The monolith. Pass a ``sherlock`` (tests), or a ``directory_url`` to start one."""
+    db.dialect(database_url)  # a malformed URL fails here, not on the first page load
+    if sherlock is None and directory_url:
+        sherlock = start_sherlock(directory_url)
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index():
+        return render_template("index.html", stories=front_page(database_url))
+
+    @app.get("/popular")
+    def popular():
+        return render_template("popular.html", **call_popularity(sherlock))
+
+    @app.get("/popular.json")
+    def popular_json():
+        return jsonify(call_popularity(sherlock))
+
+    @app.get("/health")
+    def health():
+        return "OK", 200, {"Content-Type": "text/plain"}
+
+    return app
