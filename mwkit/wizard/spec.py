@@ -162,6 +162,21 @@ def load_spec(service_folder: Path) -> ServiceSpec:
     return spec
 
 
+class _Placeholders(string.Template):
+    """Only ``${NAME}`` is a placeholder (and ``$$`` a literal ``$``).
+
+    Any other ``$``, such as a comment that mentions ``${...}``, is left as it is, so that
+    only a misspelt placeholder name is an error.
+    """
+
+    pattern = r"""\$(?:
+        (?P<escaped>\$) |
+        \{(?P<braced>[_a-z][_a-z0-9]*)\} |
+        (?P<named>(?!)) |
+        (?P<invalid>(?!))
+    )"""
+
+
 def _plain(number: float) -> str:
     """``1.0`` as ``1``, ``0.5`` as ``0.5``: what a person would write in the INI file."""
     return str(int(number)) if float(number).is_integer() else str(number)
@@ -183,12 +198,9 @@ def render_datawire_conf(spec: ServiceSpec, *, directory_url: str, service_url: 
         "FALL": str(spec.health_check.fall),
     }
     try:
-        return string.Template(template.read_text(encoding="utf-8")).substitute(values)
+        return _Placeholders(template.read_text(encoding="utf-8")).substitute(values)
     except FileNotFoundError:
         raise SpecError(f"{template}: not found") from None
     except KeyError as error:
         raise SpecError(f"{template}: unknown placeholder ${{{error.args[0]}}}; known: "
                         f"{', '.join('${' + key + '}' for key in values)}") from None
-    except ValueError as error:
-        raise SpecError(f"{template}: bad placeholder ({error}); write $$ for a literal $") \
-            from None
