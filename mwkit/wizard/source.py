@@ -166,8 +166,8 @@ def _resolve(repo, ref: str):
     try:
         return repo.commit(ref)
     except (gitdb.exc.BadName, gitdb.exc.BadObject, ValueError, git.GitCommandError):
-        tags = ", ".join(tag.name for tag in repo.tags[:10]) or "none"
-        branches = ", ".join(head.name for head in repo.heads[:10]) or "none"
+        tags = ", ".join(tag.name for tag in list(repo.tags)[:10]) or "none"
+        branches = ", ".join(head.name for head in list(repo.heads)[:10]) or "none"
         where = repo.working_tree_dir or repo.git_dir
         raise SourceError(f"unknown ref {ref!r} in the repository {where} "
                           f"(tags: {tags}; branches: {branches})") from None
