@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -18,6 +19,7 @@ from lobsters.ranking import HOTNESS_WINDOW, hotness
 from mwkit.procs import free_port, running
 from tests.helpers_services import (
     LOBSTERS_DIR,
+    POPULARITY_DIR,
     load_popularity,
     seeded_sqlite,
     serving,
@@ -217,3 +219,54 @@ def test_seeds_and_ranks_on_real_mariadb(tmp_path):
         ranking = load_popularity().create_app(database_url).test_client().get("/").get_json()
         expected = load_popularity().create_app(sqlite_url).test_client().get("/").get_json()
         assert ranking["users"] == expected["users"] and len(ranking["users"]) == 11
+
+
+def reload_popular(url: str, count: int) -> list[dict]:
+    return [requests.get(url, timeout=5).json() for _ in range(count)]
+
+
+def test_popular_through_a_real_directory_and_sherlock(tmp_path, database_url):
+    """Two popularity processes registered in a real Directory; lobsters' own Sherlock
+    spreads /popular over both, and says NO SERVICES AVAILABLE once they are gone."""
+    directory_port, lobsters_port = free_port(), free_port()
+    directory = f"http://127.0.0.1:{directory_port}"
+    serve_directory = ("from mwkit.directory.server import serve; "
+                       f"serve(port={directory_port})")
+    popularity_ports = [free_port(), free_port()]
+    env = {**mw_sh_env(tmp_path, database_url, lobsters_port),
+           "MWKIT_DIRECTORY_URL": directory, "PYTHONPATH": str(LOBSTERS_DIR.parent)}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(running([sys.executable, "-c", serve_directory],
+                                    ready_url=f"{directory}/health",
+                                    log_path=tmp_path / "directory.log"))
+        for port in popularity_ports:
+            stack.enter_context(running(
+                ["bash", str(POPULARITY_DIR / "microwizard" / "mw.sh"), "run"],
+                ready_url=f"http://127.0.0.1:{port}/health",
+                env={**env, "PORT": str(port)}, log_path=tmp_path / f"popularity-{port}.log"))
+        service_ids = {requests.get(f"http://127.0.0.1:{port}/", timeout=5).json()["service_id"]
+                       for port in popularity_ports}
+        for port in popularity_ports:
+            requests.put(f"{directory}/v1/services/popularity/instances/p{port}",
+                         json={"address": f"127.0.0.1:{port}", "ttl": 60},
+                         timeout=5).raise_for_status()
+        stack.enter_context(running(
+            ["bash", str(LOBSTERS_DIR / "microwizard" / "mw.sh"), "run"],
+            ready_url=f"http://127.0.0.1:{lobsters_port}/health", env=env,
+            log_path=tmp_path / "lobsters.log"))
+        popular = f"http://127.0.0.1:{lobsters_port}/popular.json"
+        deadline = time.monotonic() + 10  # until Sherlock has the Directory's snapshot
+        while reload_popular(popular, 1)[0]["service_id"] is None:
+            assert time.monotonic() < deadline, "Sherlock never routed to popularity"
+            time.sleep(0.1)
+        assert {body["service_id"] for body in reload_popular(popular, 6)} == service_ids
+        for port in popularity_ports:
+            requests.delete(f"{directory}/v1/services/popularity/instances/p{port}",
+                            timeout=5).raise_for_status()
+        deadline = time.monotonic() + 10
+        while (body := reload_popular(popular, 1)[0])["service_id"] is not None:
+            assert time.monotonic() < deadline, "Sherlock kept routing to removed instances"
+            time.sleep(0.1)
+        assert "NoInstances" in body["error"] and body["call_ms"] < 500
+        page = requests.get(f"http://127.0.0.1:{lobsters_port}/popular", timeout=5)
+        assert "NO SERVICES AVAILABLE" in page.text
