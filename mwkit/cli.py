@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "mwkit.watson.commands",
     "mwkit.sherlock.commands",
     "mwkit.wizard.commands",
+    "mwkit.wizard.image_commands",
 ]
 
 

@@ -1,0 +1,146 @@
+"""A small client for the Directory's HTTP API, used by Watson, Sherlock and notebooks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+
+
+class DirectoryError(RuntimeError):
+    """The Directory answered with an error, or could not be reached."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of the push stream: ``snapshot`` or ``update``."""
+
+    kind: str
+    data: dict
+
+    @property
+    def version(self) -> int:
+        return self.data["version"]
+
+    @property
+    def epoch(self) -> str:
+        return self.data["epoch"]
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``host:port`` (as the original ``directory_host``) or a full URL."""
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"http://{url}"
+
+
+class DirectoryClient:
+    """Register, renew, deregister, read and watch, over one keep-alive session."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 2.0) -> None:
+        self.url = normalise_url(url)
+        self.timeout = timeout
+        self.session = requests.Session()
+        self._stream_socket: socket.socket | None = None
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> DirectoryClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            response = self.session.request(method, self.url + path,
+                                            timeout=kwargs.pop("timeout", self.timeout),
+                                            **kwargs)
+        except requests.RequestException as error:
+            raise DirectoryError(f"the Directory at {self.url} is unreachable: {error}") from None
+        if response.status_code >= 400 and response.status_code != 404:
+            try:
+                message = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:200]
+            raise DirectoryError(f"{method} {path}: {response.status_code} {message}")
+        return response
+
+    def _instance_path(self, service: str, instance_id: str) -> str:
+        return f"/v1/services/{service}/instances/{instance_id}"
+
+    def register(self, service: str, instance_id: str, address: str,
+                 metadata: dict | None = None, ttl: float | None = None) -> dict:
+        body = {"address": address, "metadata": metadata or {}}
+        if ttl is not None:
+            body["ttl"] = ttl
+        return self._call("PUT", self._instance_path(service, instance_id), json=body).json()
+
+    def heartbeat(self, service: str, instance_id: str) -> bool:
+        """Renew the lease; False when the Directory does not know the instance."""
+        path = self._instance_path(service, instance_id) + "/heartbeat"
+        return self._call("POST", path).status_code == 200
+
+    def deregister(self, service: str, instance_id: str) -> bool:
+        return self._call("DELETE", self._instance_path(service, instance_id)).status_code == 200
+
+    def health(self) -> dict:
+        return self._call("GET", "/health").json()
+
+    def services(self) -> dict[str, list[dict]]:
+        return self._call("GET", "/v1/services").json()["services"]
+
+    def instances(self, service: str) -> list[dict]:
+        return self._call("GET", f"/v1/services/{service}").json()["instances"]
+
+    def events(self, since: int = 0) -> list[dict]:
+        return self._call("GET", "/v1/events", params={"since": since}).json()["events"]
+
+    def watch(self, since: int | None = None, epoch: str | None = None,
+              read_timeout: float = 30.0) -> Iterator[Message]:
+        """Yield the push stream's messages until the connection ends.
+
+        With ``since`` and ``epoch`` (from earlier messages) the Directory replays only what
+        was missed. The server sends a keep-alive comment every 15 s, so ``read_timeout``
+        notices a Directory that vanished without closing the connection.
+        """
+        params = {"since": since, "epoch": epoch} if since is not None else {}
+        try:
+            response = self.session.get(self.url + "/v1/watch", params=params, stream=True,
+                                        timeout=(self.timeout, read_timeout))
+            response.raise_for_status()
+            self._stream_socket = stream_socket(response)
+            kind, data = None, []
+            with response:
+                for line in response.iter_lines(decode_unicode=True):
+                    if line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif not line and kind and data:
+                        yield Message(kind, json.loads("\n".join(data)))
+                        kind, data = None, []
+        except requests.RequestException as error:
+            raise DirectoryError(f"watch stream from {self.url} ended: {error}") from None
+        finally:
+            self._stream_socket = None
+
+    def interrupt(self) -> None:
+        """End a ``watch`` blocked in another thread (closing alone would not wake it)."""
+        sock = self._stream_socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def stream_socket(response: requests.Response) -> socket.socket | None:
+    """The socket under a streamed response (urllib3 keeps it on the connection)."""
+    connection = getattr(response.raw, "_connection", None) or getattr(
+        response.raw, "connection", None)
+    return getattr(connection, "sock", None)

@@ -1,0 +1,185 @@
+"""The Directory's state: services, their instances, leases and a version counter.
+
+This module is pure logic, with no I/O, so that it can be read (and tested) on its own.
+Every change to a service's instance list bumps the global ``version`` by one and produces
+a :class:`Change` carrying the service's *complete* list of instances, which is what the
+server pushes to every subscriber. A subscriber that knows the version it last saw can be
+sent exactly the changes it missed, as long as they are still in the bounded history.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Instance:
+    """One registered instance of a service, holding a lease that must be renewed."""
+
+    service: str
+    id: str
+    address: str
+    metadata: dict
+    ttl: float
+    registered_at: float  # wall-clock time, for people
+    expires_at: float = field(repr=False)  # monotonic time, for the lease
+
+    def to_json(self) -> dict:
+        return {
+            "service": self.service,
+            "id": self.id,
+            "address": self.address,
+            "url": f"http://{self.address}",
+            "metadata": self.metadata,
+            "ttl": self.ttl,
+            "registered_at": self.registered_at,
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    """The complete instance list of one service after a change (empty: the service is gone)."""
+
+    version: int
+    service: str
+    instances: tuple[dict, ...]
+
+    def to_json(self) -> dict:
+        return {"version": self.version, "service": self.service,
+                "instances": list(self.instances)}
+
+    def to_message(self, epoch: str) -> dict:
+        return {"epoch": epoch, **self.to_json()}
+
+
+@dataclass(frozen=True)
+class Event:
+    """A line of the event log: who registered, was updated, expired or deregistered."""
+
+    version: int
+    time: float
+    kind: str
+    service: str
+    instance: str
+    address: str
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Registry:
+    """Services and instances with leases; every change gets the next version number.
+
+    ``epoch`` names this registry's lifetime: versions restart at 0 when the Directory
+    restarts, so a version is only meaningful together with its epoch.
+    """
+
+    def __init__(
+        self,
+        *,
+        history: int = 10_000,
+        event_log: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.epoch = uuid.uuid4().hex[:12]
+        self.version = 0
+        self._services: dict[str, dict[str, Instance]] = {}
+        self._history: deque[Change] = deque(maxlen=history)
+        self.events: deque[Event] = deque(maxlen=event_log)
+        self._clock = clock
+        self._wall_clock = wall_clock
+
+    # --- writes -----------------------------------------------------------------------
+
+    def register(
+        self, service: str, instance_id: str, address: str, metadata: dict, ttl: float
+    ) -> Change | None:
+        """Register or update an instance. Returns the change, or None for a plain renewal."""
+        instances = self._services.setdefault(service, {})
+        existing = instances.get(instance_id)
+        expires_at = self._clock() + ttl
+        if existing and existing.address == address and existing.metadata == metadata:
+            existing.ttl, existing.expires_at = ttl, expires_at
+            return None
+        kind = "updated" if existing else "registered"
+        instances[instance_id] = Instance(
+            service=service, id=instance_id, address=address, metadata=metadata, ttl=ttl,
+            registered_at=self._wall_clock(), expires_at=expires_at,
+        )
+        return self._changed(service, kind, instance_id, address)
+
+    def heartbeat(self, service: str, instance_id: str) -> bool:
+        """Renew a lease. False when the instance is unknown (it must register again)."""
+        instance = self._services.get(service, {}).get(instance_id)
+        if instance is None:
+            return False
+        instance.expires_at = self._clock() + instance.ttl
+        return True
+
+    def deregister(self, service: str, instance_id: str) -> Change | None:
+        """Remove an instance at once. None when it was not registered."""
+        instance = self._services.get(service, {}).pop(instance_id, None)
+        if instance is None:
+            return None
+        return self._changed(service, "deregistered", instance_id, instance.address)
+
+    def expire(self) -> list[Change]:
+        """Remove every instance whose lease has run out; one change per removal."""
+        now = self._clock()
+        expired = [
+            instance
+            for instances in self._services.values()
+            for instance in instances.values()
+            if instance.expires_at <= now
+        ]
+        changes = []
+        for instance in expired:
+            del self._services[instance.service][instance.id]
+            changes.append(self._changed(instance.service, "expired", instance.id,
+                                         instance.address))
+        return changes
+
+    def _changed(self, service: str, kind: str, instance_id: str, address: str) -> Change:
+        self.version += 1
+        instances = self._services.get(service, {})
+        if not instances:
+            self._services.pop(service, None)
+        change = Change(self.version, service,
+                        tuple(i.to_json() for i in instances.values()))
+        self._history.append(change)
+        self.events.append(Event(self.version, self._wall_clock(), kind, service,
+                                 instance_id, address))
+        return change
+
+    # --- reads ------------------------------------------------------------------------
+
+    def instances(self, service: str) -> list[dict]:
+        return [i.to_json() for i in self._services.get(service, {}).values()]
+
+    def snapshot(self) -> dict:
+        """Every service with its instances, and the version this state corresponds to."""
+        return {
+            "epoch": self.epoch,
+            "version": self.version,
+            "services": {name: self.instances(name) for name in sorted(self._services)},
+        }
+
+    def changes_since(self, epoch: str | None, version: int) -> list[Change] | None:
+        """The changes after ``version``, or None when the history no longer reaches back
+        (or the version belongs to another epoch: the subscriber needs a snapshot)."""
+        if epoch != self.epoch or version > self.version or version < 0:
+            return None
+        if version == self.version:
+            return []
+        oldest = self._history[0].version if self._history else self.version + 1
+        if version + 1 < oldest:
+            return None
+        return [change for change in self._history if change.version > version]
+
+    def events_since(self, version: int = 0) -> list[dict]:
+        return [event.to_json() for event in self.events if event.version > version]

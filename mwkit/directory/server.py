@@ -1,0 +1,258 @@
+"""The Directory's HTTP server: the registry behind a small JSON API and an SSE push stream.
+
+Built on aiohttp (asyncio) because the interesting part is the push: one process holds a
+long-lived connection per subscriber, and a change must reach a thousand of them within
+milliseconds. Each change is encoded once and put on every subscriber's queue; each
+subscriber's own task writes it out. A subscriber too slow to keep up is disconnected,
+and gets a fresh snapshot when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+
+from aiohttp import web
+
+from mwkit.directory import validate
+from mwkit.directory.registry import Change, Registry
+from mwkit.directory.validate import BadRequest
+
+log = logging.getLogger("mwkit.directory")
+
+MAX_BODY_BYTES = 64 * 1024
+SUBSCRIBER_QUEUE = 1000
+KEEPALIVE_SECONDS = 15.0
+
+REGISTRY = web.AppKey("registry", Registry)
+BROKER = web.AppKey("broker", "Broker")
+TOKEN = web.AppKey("token", str)
+
+
+def sse(event: str, payload: dict, event_id: int | None = None) -> bytes:
+    """One Server-Sent Event, encoded."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+class Broker:
+    """Fans every change out to the subscribers' queues."""
+
+    def __init__(self, epoch: str) -> None:
+        self.epoch = epoch
+        self.subscribers: set[asyncio.Queue] = set()
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self.subscribers.discard(queue)
+
+    def publish(self, changes: list[Change]) -> None:
+        for change in changes:
+            message = sse("update", change.to_message(self.epoch), change.version)
+            for queue in list(self.subscribers):
+                try:
+                    queue.put_nowait(message)
+                except asyncio.QueueFull:  # too slow: end its stream; it resyncs on reconnect
+                    self.unsubscribe(queue)
+                    queue.get_nowait()  # make room for the end-of-stream marker
+                    queue.put_nowait(None)
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler):
+    """Every error, even aiohttp's own (404, 405, 413), becomes a JSON body."""
+    try:
+        return await handler(request)
+    except BadRequest as error:
+        return json_error(400, str(error))
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        message = error.text if error.text and not error.text.startswith(str(error.status)) \
+            else error.reason
+        if error.status == 413:
+            message = f"request body larger than {MAX_BODY_BYTES} bytes"
+        return json_error(error.status, message)
+
+
+def require_token(request: web.Request) -> None:
+    token = request.app[TOKEN]
+    if not token:
+        return
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise web.HTTPUnauthorized(text="this Directory needs 'Authorization: Bearer <token>' "
+                                        "for writes")
+
+
+async def read_json(request: web.Request) -> object:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    try:
+        return json.loads(raw) if raw else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+
+
+def names(request: web.Request) -> tuple[str, str]:
+    return (validate.service_name(request.match_info["service"]),
+            validate.instance_id(request.match_info["instance"]))
+
+
+async def health(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    return web.json_response({"status": "ok", "epoch": registry.epoch,
+                              "version": registry.version,
+                              "services": len(registry.snapshot()["services"]),
+                              "subscribers": len(request.app[BROKER].subscribers)})
+
+
+async def register(request: web.Request) -> web.Response:
+    require_token(request)
+    service, instance = names(request)
+    address, metadata, ttl = validate.registration(await read_json(request))
+    registry = request.app[REGISTRY]
+    change = registry.register(service, instance, address, metadata, ttl)
+    if change:
+        request.app[BROKER].publish([change])
+    return web.json_response({"version": registry.version, "ttl": ttl,
+                              "changed": change is not None})
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    require_token(request)
+    service, instance = names(request)
+    if not request.app[REGISTRY].heartbeat(service, instance):
+        return json_error(404, f"instance {instance!r} of {service!r} is not registered "
+                               "(its lease ran out, or the Directory restarted): register again")
+    return web.json_response({"ok": True})
+
+
+async def deregister(request: web.Request) -> web.Response:
+    require_token(request)
+    service, instance = names(request)
+    change = request.app[REGISTRY].deregister(service, instance)
+    if change is None:
+        return json_error(404, f"instance {instance!r} of {service!r} is not registered")
+    request.app[BROKER].publish([change])
+    return web.json_response({"version": change.version})
+
+
+async def list_services(request: web.Request) -> web.Response:
+    return web.json_response(request.app[REGISTRY].snapshot())
+
+
+async def show_service(request: web.Request) -> web.Response:
+    service = validate.service_name(request.match_info["service"])
+    registry = request.app[REGISTRY]
+    return web.json_response({"version": registry.version, "service": service,
+                              "instances": registry.instances(service)})
+
+
+async def events(request: web.Request) -> web.Response:
+    since = validate.version(request.query.get("since")) or 0
+    registry = request.app[REGISTRY]
+    return web.json_response({"version": registry.version,
+                              "events": registry.events_since(since)})
+
+
+async def watch(request: web.Request) -> web.StreamResponse:
+    """The push stream: a snapshot (or the missed changes), then every change as it happens."""
+    since = validate.version(request.query.get("since"))
+    epoch = request.query.get("epoch")
+    registry, broker = request.app[REGISTRY], request.app[BROKER]
+    # No await between reading the state and subscribing: nothing can slip in between.
+    missed = registry.changes_since(epoch, since) if since is not None else None
+    if missed is None:
+        first = [sse("snapshot", registry.snapshot(), registry.version)]
+    else:
+        first = [sse("update", change.to_message(registry.epoch), change.version)
+                 for change in missed]
+    queue = broker.subscribe()
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+    try:
+        await response.prepare(request)
+        await response.write(b"".join(first) or b": up to date\n\n")
+        while True:
+            try:
+                message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                message = b": keepalive\n\n"
+            if message is None:
+                break
+            await response.write(message)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        broker.unsubscribe(queue)
+    return response
+
+
+async def sweep_leases(app: web.Application, interval: float):
+    """Background task: expire leases that ran out, and push the removals."""
+    async def loop():
+        while True:
+            await asyncio.sleep(interval)
+            changes = app[REGISTRY].expire()
+            for change in changes:
+                log.info("lease expired: %s now has %d instance(s)", change.service,
+                         len(change.instances))
+            app[BROKER].publish(changes)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def close_streams(app: web.Application) -> None:
+    """On shutdown, end every push stream so subscribers notice and reconnect."""
+    for queue in list(app[BROKER].subscribers):
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(None)
+
+
+def create_app(token: str | None = None, sweep_interval: float = 0.1,
+               registry: Registry | None = None) -> web.Application:
+    """The Directory as an aiohttp application (an app factory, as Flask's tutorial has)."""
+    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
+    app[REGISTRY] = registry or Registry()
+    app[BROKER] = Broker(app[REGISTRY].epoch)
+    app[TOKEN] = token or ""
+    instance_path = "/v1/services/{service}/instances/{instance}"
+    app.add_routes([
+        web.get("/health", health),
+        web.get("/v1/services", list_services),
+        web.get("/v1/services/{service}", show_service),
+        web.put(instance_path, register),
+        web.post(instance_path + "/heartbeat", heartbeat),
+        web.delete(instance_path, deregister),
+        web.get("/v1/watch", watch),
+        web.get("/v1/events", events),
+    ])
+    app.cleanup_ctx.append(lambda app: sweep_leases(app, sweep_interval))
+    app.on_shutdown.append(close_streams)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 5353, token: str | None = None) -> None:
+    """Run the Directory in the foreground until SIGINT/SIGTERM."""
+    print(f"Directory listening on http://{host}:{port}"
+          f"{' (writes need the token)' if token else ''}", flush=True)
+    web.run_app(create_app(token), host=host, port=port, print=None, access_log=None,
+                shutdown_timeout=1.0)

@@ -1,0 +1,107 @@
+"""Checks on everything a client sends the Directory, before any state changes.
+
+Each check raises :class:`BadRequest` with a message that says what is wrong, so that the
+server can answer 400 with that message and leave its state exactly as it was.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from urllib.parse import urlsplit
+
+from mwkit.names import InvalidName, check_identifier, check_service_name
+
+HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+MAX_METADATA_BYTES = 4096
+MIN_TTL, MAX_TTL, DEFAULT_TTL = 0.2, 3600.0, 10.0
+
+
+class BadRequest(ValueError):
+    """The request is malformed; the message is sent back to the client."""
+
+
+def service_name(name: str) -> str:
+    try:
+        return check_service_name(name)
+    except InvalidName as error:
+        raise BadRequest(str(error)) from None
+
+
+def instance_id(value: str) -> str:
+    try:
+        return check_identifier(value, "instance id")
+    except InvalidName as error:
+        raise BadRequest(str(error)) from None
+
+
+def address(value: object) -> str:
+    """Normalise ``host:port`` or ``http://host:port`` to ``host:port``."""
+    if not isinstance(value, str) or not value:
+        raise BadRequest("'address' must be a string like '127.0.0.1:5000' or "
+                         "'http://127.0.0.1:5000'")
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
+        raise BadRequest(f"address {value!r} must be host:port or an http URL "
+                         "without a path")
+    try:
+        port = parts.port
+    except ValueError:
+        raise BadRequest(f"address {value!r} has a port outside 1-65535") from None
+    host = parts.hostname or ""
+    if port is None or not 1 <= port <= 65535:
+        raise BadRequest(f"address {value!r} needs a port in 1-65535")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not HOSTNAME.match(host):
+            raise BadRequest(f"address {value!r} has an invalid host {host!r}") from None
+        return f"{host}:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def metadata(value: object) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("'metadata' must be a JSON object of small values")
+    for key, item in value.items():
+        if not isinstance(item, str | int | float | bool | type(None)):
+            raise BadRequest(f"metadata {key!r} must be a string, number, boolean or null")
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise BadRequest(f"'metadata' is larger than {MAX_METADATA_BYTES} bytes")
+    return value
+
+
+def ttl(value: object) -> float:
+    if value is None:
+        return DEFAULT_TTL
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        MIN_TTL <= value <= MAX_TTL
+    ):
+        raise BadRequest(f"'ttl' must be a number of seconds from {MIN_TTL} to {MAX_TTL}")
+    return float(value)
+
+
+def registration(body: object) -> tuple[str, dict, float]:
+    """Validate a registration body: returns (address, metadata, ttl)."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object with 'address' "
+                         "(and optional 'metadata', 'ttl')")
+    unknown = set(body) - {"address", "metadata", "ttl"}
+    if unknown:
+        raise BadRequest(f"unknown field(s) {sorted(unknown)}; "
+                         "expected 'address', 'metadata', 'ttl'")
+    if "address" not in body:
+        raise BadRequest("missing field 'address'")
+    return address(body["address"]), metadata(body.get("metadata")), ttl(body.get("ttl"))
+
+
+def version(value: str | None, what: str = "since") -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"{what!r} must be a non-negative whole number, got {value!r}")
+    return int(value)

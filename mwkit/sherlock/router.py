@@ -1,0 +1,191 @@
+"""Sherlock's core: a live routing table fed by the Directory's push stream.
+
+A background thread holds the Directory's watch stream open. The first message is a
+snapshot of every service; each later one replaces one service's instance list. If the
+stream breaks (the Directory restarted, say), Sherlock keeps routing with the table it
+has and reconnects with the last version it saw, so it gets exactly what it missed.
+
+Routing a call is: pick an instance with the policy (skipping ejected ones), count it as
+in flight, and afterwards record the outcome, the latency, and eject the instance if it
+refused the connection. The requests adapter and the proxy both use these steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import requests
+
+from mwkit.directory.client import DirectoryClient, DirectoryError, Message
+from mwkit.sherlock.calls import CallLog, CallRecord
+from mwkit.sherlock.endpoint import Endpoint
+from mwkit.sherlock.policies import make_policy
+
+log = logging.getLogger("mwkit.sherlock")
+
+RECONNECT_FIRST, RECONNECT_MAX = 0.05, 1.0
+
+
+class NoInstances(requests.ConnectionError):
+    """There is no live instance of the service to send the call to."""
+
+
+class Sherlock:
+    """Subscribe to the Directory and route calls to services by name."""
+
+    def __init__(
+        self,
+        directory_url: str,
+        policy: str = "round_robin",
+        *,
+        timeout: float = 5.0,
+        connect_timeout: float = 0.5,
+        retries: int = 1,
+        token: str | None = None,
+        log_size: int = 100_000,
+    ) -> None:
+        self.directory = DirectoryClient(directory_url, token, timeout=connect_timeout * 4)
+        self.policy_name = policy
+        make_policy(policy)  # fail now on an unknown name
+        self.timeout, self.connect_timeout, self.retries = timeout, connect_timeout, retries
+        self.calls = CallLog(log_size)
+        self.version = 0
+        self.epoch: str | None = None
+        self.connected = False
+        self._table: dict[str, list[Endpoint]] = {}
+        self._policies: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True, name="sherlock-watch")
+        self._thread.start()
+
+    # --- the table, from the Directory -----------------------------------------------
+
+    def _follow(self) -> None:
+        delay = RECONNECT_FIRST
+        while not self._closed.is_set():
+            try:
+                since = self.version if self.epoch else None
+                for message in self.directory.watch(since, self.epoch):
+                    self._apply(message)
+                    delay = RECONNECT_FIRST
+            except DirectoryError as error:
+                if self.connected:
+                    log.warning("lost the Directory (%s); routing with the last table", error)
+            self.connected = False
+            self._closed.wait(delay)
+            delay = min(delay * 2, RECONNECT_MAX)
+
+    def _apply(self, message: Message) -> None:
+        with self._changed:
+            if message.kind == "snapshot":
+                services = message.data["services"]
+                for gone in set(self._table) - set(services):
+                    del self._table[gone]
+            else:
+                services = {message.data["service"]: message.data["instances"]}
+            for service, instances in services.items():
+                self._replace(service, instances)
+            self.version, self.epoch = message.version, message.epoch
+            self.connected = True
+            self._changed.notify_all()
+
+    def _replace(self, service: str, instances: list[dict]) -> None:
+        """New instance list; an instance registered at the same moment keeps its statistics."""
+        known = {e.id: e for e in self._table.get(service, [])}
+        fresh = []
+        for data in instances:
+            endpoint = known.get(data["id"])
+            if endpoint is None or endpoint.registered_at != data.get("registered_at"):
+                endpoint = Endpoint.from_json(data)
+            fresh.append(endpoint)
+        if fresh:
+            self._table[service] = fresh
+        else:
+            self._table.pop(service, None)
+
+    def instances(self, service: str) -> list[Endpoint]:
+        with self._lock:
+            return list(self._table.get(service, []))
+
+    def services(self) -> dict[str, list[Endpoint]]:
+        with self._lock:
+            return {name: list(endpoints) for name, endpoints in self._table.items()}
+
+    def wait_for(self, service: str, count: int, timeout: float = 10.0) -> list[Endpoint]:
+        """Block until the table holds exactly ``count`` instances of ``service``."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._table.get(service, [])) == count,
+                                          timeout):
+                have = len(self._table.get(service, []))
+                raise TimeoutError(f"{service} has {have} instance(s) after {timeout} s, "
+                                   f"expected {count}")
+            return list(self._table[service])
+
+    # --- routing steps -----------------------------------------------------------------
+
+    def acquire(self, service: str, exclude: frozenset[str] = frozenset()) -> Endpoint:
+        """Pick an instance for one call and count it as in flight."""
+        now = time.monotonic()
+        with self._lock:
+            known = self._table.get(service, [])
+            candidates = [e for e in known if e.id not in exclude and e.available(now)]
+            if not candidates:
+                why = (f"all {len(known)} are ejected or already tried" if known
+                       else "none is registered")
+                raise NoInstances(f"no instances of {service} ({why})")
+            if service not in self._policies:
+                self._policies[service] = make_policy(self.policy_name)
+            endpoint = self._policies[service](candidates)
+            endpoint.outstanding += 1
+            return endpoint
+
+    def release(self, endpoint: Endpoint, started: float, began: float, outcome: str,
+                status: int | None, attempt: int) -> None:
+        """Record how the call went: statistics, ejection, and the call log."""
+        now = time.monotonic()
+        latency = now - began
+        with self._lock:
+            endpoint.outstanding -= 1
+            endpoint.record(latency, outcome == "ok", now)
+            if outcome == "refused":
+                endpoint.eject(now)
+        self.calls.append(CallRecord(started, endpoint.service, endpoint.id, endpoint.address,
+                                     latency, outcome, status, attempt))
+
+    def record_no_instances(self, service: str, started: float) -> None:
+        self.calls.append(CallRecord(started, service, None, None, 0.0, "no_instances",
+                                     None, 1))
+
+    def counters(self) -> dict[str, dict]:
+        """Live per-instance numbers: calls that succeeded, failed, are in flight."""
+        with self._lock:
+            return {e.id: {"service": e.service, "ok": e.ok, "failed": e.failed,
+                           "outstanding": e.outstanding, "latency_ewma": e.latency_ewma,
+                           "ejected": not e.available(time.monotonic())}
+                    for endpoints in self._table.values() for e in endpoints}
+
+    # --- the requests-compatible front ------------------------------------------------
+
+    def session(self) -> requests.Session:
+        """A ``requests.Session`` that sends ``http://<service>/...`` to an instance."""
+        from mwkit.sherlock.adapter import SherlockAdapter
+
+        session = requests.Session()
+        session.mount("http://", SherlockAdapter(self))
+        return session
+
+    def close(self) -> None:
+        self._closed.set()
+        self.directory.interrupt()
+        self._thread.join(timeout=2)
+        self.directory.close()
+
+    def __enter__(self) -> Sherlock:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

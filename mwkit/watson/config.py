@@ -1,0 +1,103 @@
+"""Watson's settings, read from a ``datawire.conf`` INI file or given directly.
+
+The file keeps the original Baker Street keys (``[Datawire] directory_host``,
+``[Watson] service_url, service_name, health_check_url, period``) and adds optional ones:
+``timeout``, ``rise``, ``fall``, ``ttl``, ``token``, ``instance_id``, ``drain``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mwkit.names import InvalidName, check_identifier, check_service_name
+
+
+class ConfigError(ValueError):
+    """A datawire.conf (or argument) that Watson cannot work with."""
+
+
+@dataclass(frozen=True)
+class WatsonConfig:
+    service_name: str
+    service_url: str
+    health_check_url: str
+    directory_url: str
+    period: float = 1.0
+    timeout: float = 0.5
+    rise: int = 1
+    fall: int = 2
+    ttl: float | None = None  # lease length; default: a few periods
+    token: str | None = None
+    instance_id: str | None = None
+    metadata: dict = field(default_factory=dict)
+    drain: float = 1.0  # seconds between deregistering and exiting
+
+    def __post_init__(self) -> None:
+        try:
+            check_service_name(self.service_name)
+            if self.instance_id is not None:
+                check_identifier(self.instance_id, "instance_id")
+        except InvalidName as error:
+            raise ConfigError(str(error)) from None
+        for name in ("service_url", "health_check_url", "directory_url"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} is required")
+        if self.period <= 0 or self.timeout <= 0 or self.drain < 0:
+            raise ConfigError("period and timeout must be > 0 and drain >= 0")
+        if self.rise < 1 or self.fall < 1:
+            raise ConfigError("rise and fall must be whole numbers >= 1")
+
+    @property
+    def lease_ttl(self) -> float:
+        """The lease asked for: long enough to survive two missed heartbeats."""
+        return self.ttl if self.ttl is not None else max(3 * self.period, 2.0)
+
+    @property
+    def resolved_instance_id(self) -> str:
+        return self.instance_id or f"{self.service_name}-{uuid.uuid4().hex[:12]}"
+
+    def replace(self, **changes) -> WatsonConfig:
+        """A copy with some settings overridden (command-line arguments win over the file)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> WatsonConfig:
+        """Read a ``datawire.conf``; ``overrides`` (not None) replace what the file says."""
+        parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"))
+        try:
+            if not parser.read(path):
+                raise ConfigError(f"{path}: no such file")
+        except configparser.Error as error:
+            raise ConfigError(f"{path}: not a valid INI file: {error}") from None
+        values: dict = {}
+        if parser.has_option("Datawire", "directory_host"):
+            values["directory_url"] = parser.get("Datawire", "directory_host")
+        if not parser.has_section("Watson"):
+            raise ConfigError(f"{path}: missing the [Watson] section")
+        converters = {"period": float, "timeout": float, "ttl": float, "drain": float,
+                      "rise": int, "fall": int}
+        known = {f.name for f in dataclasses.fields(cls)} - {"metadata", "directory_url"}
+        for key, raw in parser.items("Watson"):
+            if key not in known:
+                raise ConfigError(f"{path}: unknown key {key!r} in [Watson] "
+                                  f"(known: {', '.join(sorted(known))})")
+            try:
+                values[key] = converters.get(key, str)(raw)
+            except ValueError:
+                raise ConfigError(f"{path}: [Watson] {key} = {raw!r} is not a number") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        missing = [k for k in ("service_name", "service_url", "health_check_url") if k not in values]
+        if "directory_url" not in values:
+            missing.append("directory_host (in [Datawire])")
+        if missing:
+            raise ConfigError(f"{path}: missing {', '.join(missing)}")
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise ConfigError(f"{path}: {error}") from None
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None

@@ -1,0 +1,85 @@
+"""Shared fixtures: real Directory processes and real small instances with their Watsons."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mwkit.directory import run_directory
+from mwkit.procs import free_port, python_command, spawn, stop_group, wait_for_http
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture
+def directory(tmp_path):
+    """A real Directory process on a free loopback port; yields its URL."""
+    with run_directory(log_path=tmp_path / "directory.log") as url:
+        yield url
+
+
+@dataclass
+class EchoInstance:
+    name: str
+    port: int
+    service: subprocess.Popen
+    watson: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class EchoFleet:
+    """Start echo instances (each with a Watson process beside it), stop them all after."""
+
+    def __init__(self, directory_url: str, logs: Path) -> None:
+        self.directory_url, self.logs = directory_url, logs
+        self.instances: list[EchoInstance] = []
+
+    def start(self, name: str, service: str = "echo", watson: bool = True,
+              **watson_options) -> EchoInstance:
+        port = free_port()
+        proc = spawn([sys.executable, str(TESTS / "echo_service.py"), str(port), name],
+                     log_path=self.logs / f"{name}.log")
+        instance = EchoInstance(name, port, proc)
+        self.instances.append(instance)
+        wait_for_http(f"{instance.url}/health", proc=proc)
+        if watson:
+            options = {"period": 0.2, "timeout": 0.5, "drain": 0.5, **watson_options}
+            args = ["-m", "mwkit", "watson", "--directory-url", self.directory_url,
+                    "--service-name", service, "--service-url", instance.url,
+                    "--health-check-url", f"{instance.url}/health", "--instance-id", name]
+            for key, value in options.items():
+                args += [f"--{key.replace('_', '-')}", str(value)]
+            instance.watson = spawn(python_command(*args),
+                                    log_path=self.logs / f"{name}.watson.log")
+        return instance
+
+    def stop_all(self) -> None:
+        for instance in self.instances:
+            for proc in (instance.watson, instance.service):
+                if proc is not None:
+                    stop_group(proc, grace=3)
+
+
+@pytest.fixture
+def fleet(directory, tmp_path):
+    fleet = EchoFleet(directory, tmp_path)
+    try:
+        yield fleet
+    finally:
+        fleet.stop_all()
+
+
+@pytest.fixture
+def sherlock(directory):
+    from mwkit.sherlock import Sherlock
+
+    with Sherlock(directory) as router:
+        yield router
+
