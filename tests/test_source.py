@@ -257,7 +257,7 @@ def test_a_url_is_cloned_bare_and_fetched_again(repo, workdir):
     lines: list[str] = []
     result = checkout(source, "v1", service="svc", tag="t", workdir=workdir,
                       progress=lines.append)
-    clone = workdir / "repos" / "repo.git"
+    [clone] = (workdir / "repos").glob("repo-*.git")
     assert git.Repo(clone).bare and (result.folder / "app.py").read_text() == "VERSION = 1\n"
     assert lines[0] == f"cloning {url} into {clone}"
     write_service(Path(repo.working_tree_dir) / "svc", 3)

@@ -15,6 +15,7 @@ once) and ``UNCOMMITTED_COPY`` runs a snapshot of it, one per tag.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -133,8 +134,10 @@ def _open_repo(source: ServiceSource, workdir: Path, say: Callable[[str], None])
 
     if isinstance(source.repo, str) and _is_url(source.repo):
         url = source.repo
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", url.rstrip("/").rsplit("/", 1)[-1]) or "repo"
-        clone = workdir / "repos" / (name if name.endswith(".git") else name + ".git")
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", url.rstrip("/").rsplit("/", 1)[-1]
+                      .removesuffix(".git"))
+        digest = hashlib.sha1(url.encode()).hexdigest()[:8]  # two "popularity" URLs differ
+        clone = workdir / "repos" / f"{name}-{digest}.git"
         if clone.is_dir():
             repo = git.Repo(clone)
             say(f"fetching {url} into {clone}")
