@@ -225,20 +225,14 @@ def reload_popular(url: str, count: int) -> list[dict]:
     return [requests.get(url, timeout=5).json() for _ in range(count)]
 
 
-def test_popular_through_a_real_directory_and_sherlock(tmp_path, database_url):
+def test_popular_through_a_real_directory_and_sherlock(tmp_path, database_url, directory):
     """Two popularity processes registered in a real Directory; lobsters' own Sherlock
     spreads /popular over both, and says NO SERVICES AVAILABLE once they are gone."""
-    directory_port, lobsters_port = free_port(), free_port()
-    directory = f"http://127.0.0.1:{directory_port}"
-    serve_directory = ("from mwkit.directory.server import serve; "
-                       f"serve(port={directory_port})")
+    lobsters_port = free_port()
     popularity_ports = [free_port(), free_port()]
     env = {**mw_sh_env(tmp_path, database_url, lobsters_port),
            "MWKIT_DIRECTORY_URL": directory, "PYTHONPATH": str(LOBSTERS_DIR.parent)}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(running([sys.executable, "-c", serve_directory],
-                                    ready_url=f"{directory}/health",
-                                    log_path=tmp_path / "directory.log"))
         for port in popularity_ports:
             stack.enter_context(running(
                 ["bash", str(POPULARITY_DIR / "microwizard" / "mw.sh"), "run"],
