@@ -68,12 +68,22 @@ class EchoFleet:
 
 
 @pytest.fixture
-def fleet(directory, tmp_path):
-    fleet = EchoFleet(directory, tmp_path)
-    try:
-        yield fleet
-    finally:
+def make_fleet(tmp_path):
+    """Make fleets of echo instances for any Directory URL; all stopped after the test."""
+    fleets = []
+
+    def make(directory_url: str) -> EchoFleet:
+        fleets.append(EchoFleet(directory_url, tmp_path))
+        return fleets[-1]
+
+    yield make
+    for fleet in fleets:
         fleet.stop_all()
+
+
+@pytest.fixture
+def fleet(directory, make_fleet):
+    return make_fleet(directory)
 
 
 @pytest.fixture
