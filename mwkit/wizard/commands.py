@@ -1,0 +1,150 @@
+"""The wizard's commands: ``mwkit svrun | svkill | scale | status | logs | down | demo-repo``.
+
+Argument parsing only: each command is a few lines over :class:`mwkit.wizard.Wizard`
+(imported when a command runs, so ``mwkit --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"),
+                        help="the wizard's working folder (default: $MWKIT_WORKDIR or .mwkit)")
+    parser.add_argument("--runtime", default=None,
+                        help="process or docker (default: $MWKIT_RUNTIME or process)")
+    parser.add_argument("--directory", default=None,
+                        help="the Directory's URL (default: $MWKIT_DIRECTORY_URL, else the "
+                             "directory_url in <workdir>/stack.json written by `mwkit up`)")
+
+
+def _source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", default=None, metavar="PATH",
+                        help="the service's Git repository or folder (default: the kit's own "
+                             "services, popularity and lobsters)")
+    parser.add_argument("--subfolder", default="",
+                        help="with --source: the folder inside it that holds microwizard/")
+
+
+def _wizard(args: argparse.Namespace):
+    from mwkit.wizard.wizard import Wizard
+
+    sources = None
+    if getattr(args, "source", None):
+        from mwkit.wizard.source import ServiceSource, default_sources
+        from mwkit.wizard.wizard import KIT_ROOT
+
+        own = ServiceSource(Path(args.source).resolve(), subfolder=args.subfolder)
+        sources = {**default_sources(KIT_ROOT), args.service: own}
+    return Wizard(args.workdir, runtime=args.runtime, directory_url=args.directory,
+                  sources=sources, progress=lambda line: print(line, flush=True))
+
+
+def _svrun(args: argparse.Namespace) -> int:
+    instance = _wizard(args).svrun(args.service, args.tag, args.ref, timeout=args.timeout)
+    print(f"{instance.id} is registered ({instance.service} {instance.ref}, "
+          f"{instance.short_commit})")
+    return 0
+
+
+def _svkill(args: argparse.Namespace) -> int:
+    _wizard(args).svkill(args.tag, now=args.now)
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    running = _wizard(args).scale(args.service, args.tag, args.n, ref=args.ref)
+    print(f"{len(running)} instance(s) of {args.service} {args.tag}: "
+          f"{', '.join(i.id for i in running) or 'none'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    rows = _wizard(args).status()
+    if not rows:
+        print(f"no instances in {Path(args.workdir).resolve()}")
+        return 0
+    header = ("INSTANCE", "SERVICE", "TAG", "COMMIT", "RUNTIME", "ADDRESS", "STATE")
+    table = [header] + [(r.instance, r.service, r.tag, r.commit, r.runtime, r.address or "-",
+                         r.state + (f" ({r.reason})" if r.state == "failed" else ""))
+                        for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        print("  ".join([*cells, row[-1]]))
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    print(_wizard(args).logs(args.instance, lines=args.lines))
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    removed = _wizard(args).down(force=args.force)
+    print(f"removed {len(removed)} instance(s)" if removed else "nothing was running")
+    return 0
+
+
+def _demo_repo(args: argparse.Namespace) -> int:
+    from mwkit.wizard.source import make_demo_repo
+    from mwkit.wizard.wizard import KIT_ROOT
+
+    print(make_demo_repo(Path(args.workdir).resolve(), KIT_ROOT))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("svrun", help="launch one more instance of a service")
+    parser.add_argument("service", help="the service's name, e.g. popularity")
+    parser.add_argument("tag", help="a label for this group of instances, e.g. v1 or canary")
+    parser.add_argument("ref", nargs="?", default="v1",
+                        help="a Git ref (tag, branch, sha), UNCOMMITTED (the live working "
+                             "tree) or UNCOMMITTED_COPY (a snapshot of it); default v1")
+    parser.add_argument("--timeout", type=float, default=30,
+                        help="seconds to wait for it to be registered (default 30)")
+    _source(parser)
+    _common(parser)
+    parser.set_defaults(handler=_svrun)
+
+    parser = subparsers.add_parser("svkill", help="remove the newest instance of a tag")
+    parser.add_argument("tag")
+    parser.add_argument("--now", action="store_true",
+                        help="SIGKILL at once instead of deregistering and draining first")
+    _common(parser)
+    parser.set_defaults(handler=_svkill)
+
+    parser = subparsers.add_parser("scale", help="run exactly N instances of a service's tag")
+    parser.add_argument("service")
+    parser.add_argument("tag")
+    parser.add_argument("n", type=int)
+    parser.add_argument("--ref", default=None,
+                        help="the ref for new instances (default: the tag's, else the tag)")
+    _source(parser)
+    _common(parser)
+    parser.set_defaults(handler=_scale)
+
+    parser = subparsers.add_parser("status", help="list the instances and their states")
+    _common(parser)
+    parser.set_defaults(handler=_status)
+
+    parser = subparsers.add_parser("logs", help="show the end of instance logs")
+    parser.add_argument("instance", nargs="?", default=None,
+                        help="an instance id (default: every instance)")
+    parser.add_argument("-n", "--lines", type=int, default=50)
+    _common(parser)
+    parser.set_defaults(handler=_logs)
+
+    parser = subparsers.add_parser("down", help="remove every instance of the workdir")
+    parser.add_argument("--force", action="store_true",
+                        help="also when the state file is damaged, and look for Docker "
+                             "containers of this workdir even if none is recorded")
+    _common(parser)
+    parser.set_defaults(handler=_down)
+
+    parser = subparsers.add_parser("demo-repo", help="make the popularity demo Git repository")
+    parser.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"))
+    parser.set_defaults(handler=_demo_repo)

@@ -1,0 +1,121 @@
+"""What every runtime offers the wizard: start, stop and inspect one instance.
+
+A runtime is *where* an instance runs (a local process group, a Docker container, ...).
+The wizard decides *what* runs (a checkout, a service spec, a Directory to register with)
+and hands the runtime a :class:`LaunchPlan`; the runtime answers with a :class:`Handle`
+it can later find the instance again by, even from another Python process (the handle is
+stored in the workdir's state file). Inside the instance the same supervisor
+(``python -m mwkit.wizard.supervisor``) runs on every runtime, so the lifecycle
+(init, run, Watson beside it, draining) is the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+#: Where an instance's supervisor writes its phase (``<state dir>/phase.json``).
+PHASE_FILE = "phase.json"
+
+
+class WizardError(RuntimeError):
+    """Something the wizard was asked to do failed; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything a runtime needs to start one instance.
+
+    ``render_conf(service_url, health_check_url)`` returns the instance's
+    ``datawire.conf``: the runtime knows the addresses, the wizard knows the template.
+    """
+
+    instance_id: str
+    service: str
+    tag: str
+    commit: str
+    folder: Path  # the checked-out service folder (holds microwizard/)
+    read_only: bool  # a commit export shared by several instances
+    instance_dir: Path  # <workdir>/instances/<id>: log, datawire.conf, state/
+    workdir: Path
+    service_port: int  # the port the service listens on inside a container
+    health_path: str
+    env: dict[str, str]  # the service's environment (spec env, links, MWKIT_*)
+    render_conf: Callable[[str, str], str]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.instance_dir / "state"
+
+    @property
+    def log_path(self) -> Path:
+        return self.instance_dir / "instance.log"
+
+    @property
+    def conf_path(self) -> Path:
+        return self.instance_dir / "datawire.conf"
+
+
+@dataclass
+class Handle:
+    """How a runtime finds an instance again; plain data, stored in the state file."""
+
+    runtime: str
+    instance_id: str
+    instance_dir: str
+    pid: int | None = None  # process runtime: the supervisor's process group
+    container: str | None = None  # docker runtime: the container id
+    address: str | None = None  # host:port the instance is expected to register
+    published: str | None = None  # host:port reachable from the host, when it differs
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Handle:
+        return cls(**data)
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.instance_dir) / "instance.log"
+
+    @property
+    def phase_path(self) -> Path:
+        return Path(self.instance_dir) / "state" / PHASE_FILE
+
+
+class Runtime(Protocol):
+    """The interface the wizard drives; ``process`` and ``docker`` implement it."""
+
+    name: str
+
+    def start(self, plan: LaunchPlan) -> Handle:
+        """Start the instance's supervisor; return at once (readiness is the wizard's job)."""
+
+    def stop(self, handle: Handle, grace: float) -> None:
+        """SIGTERM the supervisor (it deregisters, drains, stops the service); SIGKILL after
+        ``grace`` seconds; remove what the runtime created."""
+
+    def kill(self, handle: Handle) -> None:
+        """SIGKILL everything of the instance at once and remove it."""
+
+    def is_running(self, handle: Handle) -> bool:
+        """True while the instance's supervisor runs."""
+
+    def logs(self, handle: Handle, lines: int = 50) -> str:
+        """The last ``lines`` lines of the instance's output."""
+
+    def cleanup_orphans(self, workdir: Path, directory: bool = False) -> list[str]:
+        """Remove every instance of ``workdir`` this runtime can still find (also without a
+        state file, after a crash), and its Directory too when ``directory``; return what
+        was removed."""
+
+    def start_directory(self, workdir: Path, token: str | None = None) -> tuple[str, str, Handle]:
+        """Start a Directory reachable by this runtime's instances; return
+        ``(url_for_host, url_for_instances, handle)``."""
+
+    def instance_url(self, url: str) -> str:
+        """Translate a URL the host uses (the Directory's) into one instances can reach."""

@@ -1,0 +1,245 @@
+"""The supervisor: what runs inside every instance, on every runtime.
+
+``python -m mwkit.wizard.supervisor`` is started by a runtime in the service folder. It
+plays the part of the original Microwizard's container entry point:
+
+1. ``bash microwizard/mw.sh init`` once (phase ``initializing``; failure: ``failed``, exit 3),
+2. ``bash microwizard/mw.sh run`` as a child that stays in the foreground (``starting``),
+3. Watson beside it, health-checking the service and registering it (``live``),
+4. on SIGTERM: ``draining`` -- Watson deregisters first and waits its drain time, only then
+   the service gets SIGTERM (SIGKILL after a grace); ``stopped``, exit 0. This order is what
+   lets an instance leave without a single failed call.
+
+If the service exits by itself, Watson deregisters it and the supervisor exits with the
+service's code (phase ``failed``, or ``stopped`` on 0). The phase goes to
+``$MWKIT_STATE_DIR/phase.json`` (written atomically) so the host can follow the instance on
+every runtime. Settings come from the environment (see :class:`Settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+INIT_FAILED = 3
+CONFIG_FAILED = 4
+POLL = 0.05
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The supervisor's settings, read from the environment the runtime prepared."""
+
+    instance_id: str
+    service: str
+    state_dir: Path
+    watson_config: Path  # the rendered datawire.conf
+    advertise_host: str | None  # replaces service_url's host; "container-ip": our own IP
+    metadata: dict[str, str]  # extra Directory metadata (tag, commit, runtime, published...)
+    token: str | None
+    grace: float  # seconds between SIGTERM and SIGKILL of the service
+    host_uid: int | None  # on Docker: give the state files back to the host's user
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
+        def need(name: str) -> str:
+            if not env.get(name):
+                raise SystemExit(f"supervisor: environment variable {name} is not set")
+            return env[name]
+
+        metadata = json.loads(env.get("MWKIT_METADATA") or "{}")
+        uid = env.get("MWKIT_HOST_UID")
+        return cls(
+            instance_id=need("MWKIT_INSTANCE_ID"),
+            service=need("MWKIT_SERVICE"),
+            state_dir=Path(need("MWKIT_STATE_DIR")),
+            watson_config=Path(need("MWKIT_WATSON_CONFIG")),
+            advertise_host=env.get("MWKIT_ADVERTISE_HOST") or None,
+            metadata={str(k): str(v) for k, v in metadata.items()},
+            token=env.get("MWKIT_DIRECTORY_TOKEN") or None,
+            grace=float(env.get("MWKIT_STOP_GRACE") or 5.0),
+            host_uid=int(uid) if uid else None,
+        )
+
+
+class PhaseFile:
+    """``phase.json``: the instance's phase, replaced atomically at every change."""
+
+    def __init__(self, path: Path, host_uid: int | None = None):
+        self.path = path
+        self.host_uid = host_uid
+        self.data: dict = {"supervisor_pid": os.getpid()}
+
+    def write(self, phase: str, **fields) -> None:
+        self.data.update(fields, phase=phase, time=time.time())
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(self.data))
+        if self.host_uid is not None:
+            os.chown(tmp, self.host_uid, -1)
+        os.replace(tmp, self.path)
+        print(f"[supervisor] phase {phase}" + (f": {fields['reason']}" if "reason" in fields
+                                                else ""), flush=True)
+
+
+def own_ip() -> str:
+    """This container's address on its network (what other containers can reach)."""
+    return socket.gethostbyname(socket.gethostname())
+
+
+def watson_config(settings: Settings):
+    """Watson's configuration: the rendered datawire.conf plus what only we know here."""
+    from mwkit.watson import WatsonConfig
+
+    config = WatsonConfig.from_file(settings.watson_config)
+    service_url = None
+    if settings.advertise_host:
+        host = own_ip() if settings.advertise_host == "container-ip" else settings.advertise_host
+        parts = urlsplit(config.service_url)
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        service_url = urlunsplit(parts._replace(netloc=netloc))
+    return config.replace(
+        service_url=service_url,
+        instance_id=config.instance_id or settings.instance_id,
+        token=config.token or settings.token,
+        metadata={**config.metadata, **settings.metadata},
+    )
+
+
+class Supervisor:
+    """One instance's lifecycle; ``run()`` returns the process exit code."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.phase = PhaseFile(settings.state_dir / "phase.json", settings.host_uid)
+        self.stopping = threading.Event()
+        self.child: subprocess.Popen | None = None
+
+    def request_stop(self, signum, _frame) -> None:
+        print(f"[supervisor] got {signal.Signals(signum).name}", flush=True)
+        self.stopping.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        try:
+            return self._lifecycle()
+        finally:
+            self._end_child(grace=0)
+            self._give_back_state_dir()
+
+    def _lifecycle(self) -> int:
+        self.phase.write("initializing", instance=self.settings.instance_id)
+        try:
+            config = watson_config(self.settings)
+        except Exception as error:  # noqa: BLE001 - any bad config ends the instance
+            self.phase.write("failed", reason=f"bad Watson configuration: {error}")
+            return CONFIG_FAILED
+        self.phase.write("initializing", address=urlsplit(config.service_url).netloc)
+        code = self._run_child("init")
+        if self.stopping.is_set():
+            self.phase.write("stopped", reason="stopped during init")
+            return 0
+        if code != 0:
+            self.phase.write("failed", reason=f"mw.sh init exited with code {code}",
+                             exit_code=code)
+            return INIT_FAILED
+
+        from mwkit.watson import Watson
+
+        self.phase.write("starting")
+        self.child = self._spawn("run")
+        self.phase.write("starting", service_pid=self.child.pid)
+        watson = Watson(config)
+        watson.start()
+        try:
+            code = self._watch(watson)
+        finally:
+            watson.stop()  # deregister (and drain) before the service is stopped
+        if code is None:  # asked to stop: Watson has drained, now the service goes
+            self._end_child(self.settings.grace)
+            self.phase.write("stopped", reason="stopped on request")
+            return 0
+        if code == 0:
+            self.phase.write("stopped", reason="mw.sh run exited with code 0", exit_code=0)
+            return 0
+        self.phase.write("failed", reason=f"mw.sh run exited with code {code}", exit_code=code)
+        return code if code > 0 else 128 - code
+
+    def _watch(self, watson) -> int | None:
+        """Follow the service and Watson; the service's exit code, or None when asked to stop."""
+        was_live = False
+        while not self.stopping.is_set():
+            code = self.child.poll()
+            if code is not None:
+                return code
+            was_live = was_live or watson.registered
+            phase = "live" if watson.registered else ("unhealthy" if was_live else "starting")
+            if phase != self.phase.data.get("phase"):
+                self.phase.write(phase, registered=watson.registered)
+            self.stopping.wait(POLL)
+        self.phase.write("draining", reason="SIGTERM: deregistering, then draining")
+        return None
+
+    def _spawn(self, step: str) -> subprocess.Popen:
+        """``bash microwizard/mw.sh <step>`` in the service folder; output to ours (the log)."""
+        print(f"[supervisor] mw.sh {step}", flush=True)
+        return subprocess.Popen(["bash", "microwizard/mw.sh", step], stdin=subprocess.DEVNULL)
+
+    def _run_child(self, step: str) -> int:
+        """Run a step to its end, or end it early when we are asked to stop."""
+        self.child = self._spawn(step)
+        while self.child.poll() is None:
+            if self.stopping.wait(POLL):
+                self._end_child(self.settings.grace)
+        code = self.child.returncode
+        self.child = None
+        return code
+
+    def _end_child(self, grace: float) -> None:
+        """SIGTERM the current child, SIGKILL it after ``grace`` seconds."""
+        child, self.child = self.child, None
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            print(f"[supervisor] service still running after {grace:.0f} s: SIGKILL",
+                  flush=True)
+            child.kill()
+            child.wait()
+
+    def _give_back_state_dir(self) -> None:
+        """On Docker we run as root: hand the state folder back to the host's user."""
+        if self.settings.host_uid is None:
+            return
+        for root, dirs, files in os.walk(self.settings.state_dir):
+            for name in dirs + files:
+                try:
+                    os.lchown(os.path.join(root, name), self.settings.host_uid, -1)
+                except OSError:
+                    pass
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="[%(name)s] %(message)s")
+    settings = Settings.from_env()
+    if settings.host_uid is not None:
+        os.umask(0)  # the host's user can remove what we leave, even after a SIGKILL
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return Supervisor(settings).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

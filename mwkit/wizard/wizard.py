@@ -1,0 +1,431 @@
+"""The Microwizard's public API: launch, scale, inspect and remove service instances.
+
+``Wizard.svrun("popularity", "v1", "v1")`` does what the original ``svrun`` did: check out
+the ref into a folder of its own, read its ``microwizard/``, start an instance on a runtime
+(a local process group or a Docker container) and wait until its Watson has registered it
+in the Directory. What it started is written to ``<workdir>/state.json``, so the CLI (one
+process per command), a notebook and a background slider thread all see the same instances.
+
+A launch either ends with a registered instance or with a :class:`WizardError` that carries
+the tail of the instance's log, and then nothing of it is left running or registered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import mwkit
+from mwkit.directory.client import DirectoryClient, DirectoryError
+from mwkit.names import check_identifier, check_service_name
+from mwkit.wizard.runtimes import Handle, LaunchPlan, Runtime, WizardError, get_runtime
+from mwkit.wizard.state import Instance, State, StateError
+
+KIT_ROOT = Path(mwkit.__file__).resolve().parent.parent
+SERVICE_GRACE = 5.0  # seconds a service gets between SIGTERM and SIGKILL
+STOP_MARGIN = 5.0  # what the supervisor may need beyond the drain and the service's grace
+LEAVING = ("failed", "stopped", "draining")
+
+__all__ = ["Instance", "InstanceStatus", "Wizard", "WizardError"]
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """One row of ``status()``: ``state`` is checking-out, initializing, starting, live,
+    registered (the Directory lists it), unhealthy, draining, stopped or failed."""
+
+    instance: str
+    service: str
+    tag: str
+    ref: str
+    commit: str
+    runtime: str
+    address: str | None
+    state: str
+    reason: str = ""
+
+
+def read_stack(workdir: Path) -> dict:
+    """``<workdir>/stack.json`` as written by ``mwkit up`` ({} when there is none)."""
+    path = Path(workdir) / "stack.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError as error:
+        raise WizardError(f"{path} is not valid JSON ({error}); run `mwkit up` again") from None
+
+
+def read_phase(handle: Handle) -> dict:
+    """What the instance's supervisor last wrote ({} before it wrote anything)."""
+    try:
+        return json.loads(handle.phase_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+class Wizard:
+    """Launch and manage service instances of one workdir; ``with Wizard() as w:`` removes
+    every instance it started when the block ends."""
+
+    def __init__(self, workdir: Path | str = ".mwkit", runtime: str | None = None,
+                 directory_url: str | None = None, database_url: str | None = None,
+                 sources: dict | None = None, progress: Callable[[str], None] | None = None,
+                 token: str | None = None):
+        self.workdir = Path(workdir).resolve()
+        self.runtime = get_runtime(runtime)
+        self._runtimes: dict[str, Runtime] = {self.runtime.name: self.runtime}
+        stack = read_stack(self.workdir)
+        self.directory_url = (directory_url or os.environ.get("MWKIT_DIRECTORY_URL")
+                              or stack.get("directory_url"))
+        self.database_url = database_url or stack.get("database_url")
+        self.token = token or os.environ.get("MWKIT_DIRECTORY_TOKEN") or stack.get(
+            "directory_token")
+        if sources is None:
+            from mwkit.wizard.source import default_sources
+
+            sources = default_sources(KIT_ROOT)
+        self.sources = sources
+        self.progress = progress or (lambda line: None)
+        self.state = State(self.workdir)
+        self._started: set[str] = set()
+        self._scale_lock = threading.Lock()
+
+    def __enter__(self) -> Wizard:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Wizard(workdir={str(self.workdir)!r}, runtime={self.runtime.name!r})"
+
+    # --- launching ----------------------------------------------------------------------
+
+    def svrun(self, service: str, tag: str, ref: str = "v1", wait: bool = True,
+              timeout: float = 30) -> Instance:
+        """Launch one more instance of ``ref`` of ``service``, tagged ``tag``; with ``wait``,
+        return once the Directory lists it."""
+        instance, handle = self._launch(service, tag, ref)
+        if wait:
+            self._await(instance, handle, timeout)
+        return instance
+
+    def _launch(self, service: str, tag: str, ref: str) -> tuple[Instance, Handle]:
+        from mwkit.wizard.source import checkout
+        from mwkit.wizard.spec import load_spec
+
+        check_service_name(service)
+        check_identifier(tag, "tag")
+        check_identifier(ref, "ref")
+        if service not in self.sources:
+            raise WizardError(f"no source known for service {service!r}; known: "
+                              f"{', '.join(sorted(self.sources)) or 'none'}")
+        directory_url = self._directory_url()
+        instance = self._reserve(service, tag, ref)
+        self.progress(f"{instance.id}: checking out {service} {ref}")
+        try:
+            done = checkout(self.sources[service], ref, service=service, tag=tag,
+                            workdir=self.workdir, progress=self.progress)
+            spec = load_spec(done.folder)
+            if spec.name != service:
+                raise WizardError(f"{spec.folder}/microwizard/microwizard.yml names the service "
+                                  f"{spec.name!r}, but it was launched as {service!r}")
+            instance.commit, instance.folder = done.commit, str(done.folder)
+            plan = self._plan(instance, done, spec, directory_url)
+            self.progress(f"{instance.id}: starting on the {self.runtime.name} runtime")
+            handle = self.runtime.start(plan)
+        except Exception as error:
+            instance.phase, instance.reason = "failed", str(error)
+            self.state.update(instance)
+            raise
+        instance.phase, instance.handle = "started", handle.to_dict()
+        self.state.update(instance)
+        self._started.add(instance.id)
+        return instance, handle
+
+    def _reserve(self, service: str, tag: str, ref: str) -> Instance:
+        """A new instance id (``popularity-v1-3``), recorded at once as checking-out."""
+        with self.state.edit() as table:
+            key = f"{service}-{tag}"
+            number = table["counters"].get(key, 0) + 1
+            table["counters"][key] = number
+            instance_id = check_identifier(f"{key}-{number}", "instance id")
+            instance_dir = self.workdir / "instances" / instance_id
+            instance = Instance(id=instance_id, service=service, tag=tag, ref=ref, commit="",
+                                runtime=self.runtime.name, folder="",
+                                instance_dir=str(instance_dir))
+            table["instances"][instance_id] = instance
+        shutil.rmtree(instance_dir, ignore_errors=True)  # left over from before a reset
+        instance_dir.mkdir(parents=True)
+        return instance
+
+    def _plan(self, instance: Instance, done, spec, directory_url: str) -> LaunchPlan:
+        from mwkit.wizard.spec import render_datawire_conf
+
+        for_instances = self.runtime.instance_url(directory_url)
+        metadata = {"tag": instance.tag, "ref": instance.ref, "commit": instance.short_commit,
+                    "runtime": self.runtime.name}
+        env = {
+            **spec.env,
+            "MWKIT_SERVICE": instance.service,
+            "MWKIT_INSTANCE_ID": instance.id,
+            "MWKIT_TAG": instance.tag,
+            "MWKIT_COMMIT": instance.commit,
+            "MWKIT_METADATA": json.dumps(metadata),
+            "MWKIT_STOP_GRACE": str(SERVICE_GRACE),
+        }
+        if self.token:
+            env["MWKIT_DIRECTORY_TOKEN"] = self.token
+        if "directory" in spec.links:
+            env["MWKIT_DIRECTORY_URL"] = for_instances
+        if "database" in spec.links and self.database_url:
+            env["DATABASE_URL"] = self.runtime.instance_url(self.database_url)
+
+        def render_conf(service_url: str, health_check_url: str) -> str:
+            return render_datawire_conf(spec, directory_url=for_instances,
+                                        service_url=service_url,
+                                        health_check_url=health_check_url,
+                                        instance_id=instance.id)
+
+        return LaunchPlan(
+            instance_id=instance.id, service=instance.service, tag=instance.tag,
+            commit=instance.commit, folder=done.folder, read_only=done.read_only,
+            instance_dir=Path(instance.instance_dir), workdir=self.workdir,
+            service_port=spec.port, health_path=spec.health_check.path, env=env,
+            render_conf=render_conf,
+        )
+
+    def _await(self, instance: Instance, handle: Handle, timeout: float) -> None:
+        """Wait until the Directory lists the instance; on any failure remove it and raise."""
+        runtime = self._runtime(instance.runtime)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if instance.id in self._listed(instance.service):
+                self.progress(f"{instance.id}: registered at {read_phase(handle).get('address')}")
+                return
+            phase = read_phase(handle)
+            if phase.get("phase") in ("failed", "stopped") or not runtime.is_running(handle):
+                reason = phase.get("reason") or "its supervisor exited"
+                self._fail(instance, handle, reason)
+            time.sleep(0.1)
+        self._fail(instance, handle, f"not registered within {timeout:.0f} s (never healthy? "
+                                     f"phase: {read_phase(handle).get('phase', 'none yet')})")
+
+    def _fail(self, instance: Instance, handle: Handle, reason: str) -> None:
+        runtime = self._runtime(instance.runtime)
+        runtime.kill(handle)
+        self._deregister(instance)
+        instance.phase, instance.reason = "failed", reason
+        self.state.update(instance)
+        self._started.discard(instance.id)
+        tail = runtime.logs(handle, 20)
+        raise WizardError(f"instance {instance.id} ({instance.service} {instance.ref}) failed: "
+                          f"{reason}; last lines of its log ({handle.log_path}):\n{tail}")
+
+    # --- removing -----------------------------------------------------------------------
+
+    def svkill(self, tag: str, now: bool = False, service: str | None = None) -> Instance:
+        """Remove the newest instance tagged ``tag``: gracefully (deregister, drain, SIGTERM,
+        SIGKILL after a grace), or with ``now`` SIGKILL at once (it stays in the Directory
+        until its lease runs out, as a crashed instance would)."""
+        check_identifier(tag, "tag")
+        candidates = [s for s in self.status() if s.tag == tag and s.state not in LEAVING
+                      and (service is None or s.service == service)]
+        if not candidates:
+            raise WizardError(f"no running instance tagged {tag!r} in {self.workdir}")
+        return self._remove(candidates[-1].instance, now)
+
+    def _remove(self, instance_id: str, now: bool) -> Instance:
+        instance = next((i for i in self.state.instances() if i.id == instance_id), None)
+        if instance is None:
+            raise WizardError(f"instance {instance_id} is already gone from {self.workdir}")
+        runtime = self._runtime(instance.runtime)
+        if instance.handle:
+            handle = Handle.from_dict(instance.handle)
+            if now:
+                self.progress(f"{instance.id}: SIGKILL")
+                runtime.kill(handle)
+            else:
+                self.progress(f"{instance.id}: stopping (deregister, drain, SIGTERM)")
+                runtime.stop(handle, grace=self._drain(instance) + SERVICE_GRACE + STOP_MARGIN)
+        self.state.remove(instance.id)
+        self._started.discard(instance.id)
+        self.progress(f"{instance.id}: removed")
+        return instance
+
+    def _drain(self, instance: Instance) -> float:
+        from mwkit.watson import WatsonConfig
+
+        try:
+            return WatsonConfig.from_file(Path(instance.instance_dir) / "datawire.conf").drain
+        except ValueError:
+            return 1.0
+
+    def scale(self, service: str, tag: str, n: int, ref: str | None = None,
+              timeout: float = 30) -> list[Instance]:
+        """Run exactly ``n`` instances of ``service`` tagged ``tag``: launch the missing ones
+        (from ``ref``, else the ref the tag already runs, else the tag itself) in parallel,
+        or gracefully remove the newest extra ones. Returns the instances running then."""
+        if n < 0:
+            raise WizardError(f"cannot scale {service} {tag} to {n} instances")
+        with self._scale_lock:
+            running = self._running(service, tag)
+            if len(running) < n:
+                ref = ref or (running[-1].ref if running else tag)
+                self.progress(f"scaling {service} {tag} from {len(running)} to {n} ({ref})")
+                launched = [self._launch(service, tag, ref) for _ in range(n - len(running))]
+                errors = self._in_parallel(lambda pair: self._await(*pair, timeout), launched)
+                if errors:
+                    raise WizardError("; ".join(map(str, errors)))
+            elif len(running) > n:
+                self.progress(f"scaling {service} {tag} from {len(running)} down to {n}")
+                extra = [i.id for i in running[n:]]
+                errors = self._in_parallel(lambda i: self._remove(i, now=False), extra)
+                if errors:
+                    raise WizardError("; ".join(map(str, errors)))
+            return self._running(service, tag)
+
+    def _running(self, service: str, tag: str) -> list[Instance]:
+        states = {s.instance: s.state for s in self.status()}
+        return [i for i in self.state.instances() if i.service == service and i.tag == tag
+                and states.get(i.id) not in LEAVING]
+
+    @staticmethod
+    def _in_parallel(work: Callable, items: list) -> list[Exception]:
+        """Run ``work`` on every item at once (launch waits, drains); return the errors."""
+        def attempt(item):
+            try:
+                work(item)
+            except Exception as error:  # noqa: BLE001 - collected and reported together
+                return error
+            return None
+
+        with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+            return [error for error in pool.map(attempt, items) if error is not None]
+
+    def close(self) -> None:
+        """Gracefully remove every instance this Wizard object started."""
+        started = [i.id for i in self.state.instances() if i.id in self._started]
+        errors = self._in_parallel(lambda i: self._remove(i, now=False), started)
+        if errors:
+            raise WizardError("; ".join(map(str, errors)))
+
+    def down(self, force: bool = False) -> list[str]:
+        """Remove everything of this workdir: every instance in the state file, and every
+        instance the runtimes still find by their labels (after a crash), then the file.
+        ``force`` also works when the state file is damaged."""
+        try:
+            instances = self.state.instances()
+        except StateError:
+            if not force:
+                raise
+            instances = []
+        removed = []
+        for instance in instances:
+            if instance.handle:
+                self._runtime(instance.runtime).kill(Handle.from_dict(instance.handle))
+                self._deregister(instance)
+            removed.append(instance.id)
+        names = {self.runtime.name, "process"} | {i.runtime for i in instances}
+        if force:
+            names.add("docker")
+        for name in sorted(names):
+            try:
+                removed += self._runtime(name).cleanup_orphans(self.workdir)
+            except (ImportError, WizardError) as error:
+                if name in {i.runtime for i in instances} | {self.runtime.name}:
+                    raise
+                self.progress(f"skipped the {name} runtime: {error}")
+        self.state.reset()
+        shutil.rmtree(self.workdir / "instances", ignore_errors=True)
+        self._started.clear()
+        for line in removed:
+            self.progress(f"removed {line}")
+        return removed
+
+    # --- looking ------------------------------------------------------------------------
+
+    def status(self) -> list[InstanceStatus]:
+        """Every instance of this workdir, oldest first, with its current state."""
+        listed = self._listed(None)
+        rows = []
+        for instance in self.state.instances():
+            state, reason, address = instance.phase, instance.reason, instance.address
+            if instance.handle and state == "started":
+                handle = Handle.from_dict(instance.handle)
+                phase = read_phase(handle)
+                state = phase.get("phase", "initializing")
+                reason, address = phase.get("reason", ""), phase.get("address", address)
+                if state not in ("failed", "stopped") and not self._runtime(
+                        instance.runtime).is_running(handle):
+                    state, reason = "failed", reason or "the supervisor is gone"
+                elif instance.id in listed and state in ("live", "starting", "unhealthy"):
+                    state = "registered"
+            rows.append(InstanceStatus(
+                instance=instance.id, service=instance.service, tag=instance.tag,
+                ref=instance.ref, commit=instance.short_commit, runtime=instance.runtime,
+                address=address, state=state, reason=reason))
+        return rows
+
+    def logs(self, instance_id: str | None = None, lines: int = 50) -> str:
+        """The last ``lines`` lines of one instance's log, or of every instance's."""
+        instances = self.state.instances()
+        if instance_id is not None:
+            instances = [i for i in instances if i.id == instance_id]
+            if not instances:
+                raise WizardError(f"no instance {instance_id!r} in {self.workdir} "
+                                  "(see `mwkit status`)")
+        parts = []
+        for instance in instances:
+            if instance.handle:
+                text = self._runtime(instance.runtime).logs(Handle.from_dict(instance.handle),
+                                                            lines)
+            else:
+                text = instance.reason
+            parts.append(text if instance_id else f"==> {instance.id} <==\n{text}")
+        return "\n".join(parts)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _runtime(self, name: str) -> Runtime:
+        if name not in self._runtimes:
+            self._runtimes[name] = get_runtime(name)
+        return self._runtimes[name]
+
+    def _directory_url(self) -> str:
+        if not self.directory_url:
+            raise WizardError(
+                "no Directory to register instances with: start the stack with `mwkit up`, "
+                f"or pass directory_url= (CLI: --directory, or MWKIT_DIRECTORY_URL); looked in "
+                f"{self.workdir / 'stack.json'} too"
+            )
+        return self.directory_url
+
+    def _listed(self, service: str | None) -> set[str]:
+        """Instance ids the Directory lists (for ``service``, or all); empty when unreachable."""
+        if not self.directory_url:
+            return set()
+        with DirectoryClient(self.directory_url, self.token, timeout=1.0) as client:
+            try:
+                services = client.services()
+            except DirectoryError:
+                return set()
+        return {i["id"] for name, items in services.items() for i in items
+                if service in (None, name)}
+
+    def _deregister(self, instance: Instance) -> None:
+        """Best effort: a failed or removed instance must not stay in the Directory."""
+        if not self.directory_url:
+            return
+        with DirectoryClient(self.directory_url, self.token, timeout=1.0) as client, \
+                contextlib.suppress(DirectoryError):
+            client.deregister(instance.service, instance.id)
