@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
+import threading
 import time
 
 import requests
@@ -51,26 +53,42 @@ def call_popularity(sherlock) -> dict:
     ``error`` with ``service_id`` None, which the page shows as NO SERVICES AVAILABLE.
     """
     started = time.perf_counter()
-    result = {"service_id": None, "call_ms": None, "users": [], "error": None}
+    result = {"service_id": None, "instance": None, "call_ms": None, "users": [],
+              "error": None}
     try:
         if sherlock is None:
             raise RuntimeError("no Sherlock: MWKIT_DIRECTORY_URL is not set")
-        response = sherlock.session().get(POPULARITY_URL, timeout=POPULARITY_TIMEOUT)
+        response = session_of(sherlock).get(POPULARITY_URL, timeout=POPULARITY_TIMEOUT)
         response.raise_for_status()
         body = response.json()
-        result.update(service_id=body["service_id"], users=body["users"])
+        result.update(service_id=body["service_id"], users=body["users"],
+                      instance=getattr(response, "instance", None))
     except (requests.RequestException, RuntimeError, ValueError, KeyError, TypeError) as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["call_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return result
 
 
+_sessions = threading.local()
+
+
+def session_of(sherlock):
+    """One keep-alive session per server thread (a session is not meant to be shared)."""
+    if getattr(_sessions, "owner", None) is not sherlock:
+        _sessions.owner, _sessions.session = sherlock, sherlock.session()
+    return _sessions.session
+
+
 def start_sherlock(directory_url: str):
-    """One Sherlock for the whole process, closed when the process exits."""
+    """One Sherlock for the whole process, closed when the process exits.
+
+    ``MWKIT_SHERLOCK_POLICY`` picks how it balances (default ``round_robin``).
+    """
     from mwkit.sherlock import Sherlock  # imported only when there is a Directory to use
 
     stack = contextlib.ExitStack()
-    sherlock = stack.enter_context(Sherlock(directory_url))
+    policy = os.environ.get("MWKIT_SHERLOCK_POLICY", "round_robin")
+    sherlock = stack.enter_context(Sherlock(directory_url, policy=policy))
     atexit.register(stack.close)
     return sherlock
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,6 +16,34 @@ from mwkit.directory import run_directory
 from mwkit.procs import free_port, python_command, spawn, stop_group, wait_for_http
 
 TESTS = Path(__file__).parent
+
+
+@functools.cache
+def missing(requirement: str) -> str | None:
+    """Why a marked test cannot run here, or None when it can."""
+    if requirement == "docker":
+        from mwkit.wizard.engine import docker_available
+
+        return None if docker_available() else "no Docker engine answers"
+    if requirement == "mariadb":
+        return None if shutil.which("mariadbd") or shutil.which("mysqld") else \
+            "no MariaDB server binary (apt-get install mariadb-server)"
+    if requirement == "browser":
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            return "Playwright is not installed"
+        return None if Path("/usr/bin/chromium").exists() else "no /usr/bin/chromium"
+    return None
+
+
+def pytest_runtest_setup(item):
+    """Skip tests whose marked requirement is missing; in CI they must run, so fail."""
+    for requirement in ("docker", "mariadb", "browser"):
+        if item.get_closest_marker(requirement) and (reason := missing(requirement)):
+            if os.environ.get("CI"):
+                pytest.fail(f"{reason}: CI must run the {requirement} tests")
+            pytest.skip(reason)
 
 
 @pytest.fixture

@@ -1,0 +1,37 @@
+# The kit's everyday commands. Each one creates the virtual environment first if needed.
+#   make demo   the end-to-end demo on local processes (no Docker needed)
+#   make test   the test suite (Docker, MariaDB and browser tests skip where missing)
+#   make lab    JupyterLab on the notebook series
+#   make down   remove whatever a crashed run left behind
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.mwkit-installed
+
+.PHONY: demo test lab lint down venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing mwkit and its dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mwkit demo $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(ARGS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+down: $(STAMP)
+	$(BIN)/mwkit down
