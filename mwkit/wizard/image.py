@@ -291,10 +291,15 @@ def _mounts_under(folder: Path) -> list[str]:
 
 
 class DebootstrapProgress:
-    """Turns debootstrap's ``I: Unpacking foo...`` lines into a few counting lines."""
+    """Turns debootstrap's one line per package into a line every 50 packages of a phase."""
 
-    VERBS = {"Retrieving": "retrieved", "Validating": "validated", "Extracting": "extracted",
-             "Unpacking": "unpacked", "Configuring": "configured"}
+    # "I: Retrieving libc6 2.36-9", "I: Unpacking adduser..." (not "I: Unpacking the base
+    # system...", nor the "I: Validating" line that follows each download)
+    PACKAGE_LINE = re.compile(
+        r"I: (Retrieving|Extracting|Unpacking|Configuring) [a-z0-9][a-z0-9+.:-]*( \d\S*|\.\.\.)$"
+    )
+    DONE = {"Retrieving": "retrieved", "Extracting": "extracted", "Unpacking": "unpacked",
+            "Configuring": "configured"}
     EVERY = 50
 
     def __init__(self, step: Progress):
@@ -303,19 +308,19 @@ class DebootstrapProgress:
         self.count = 0
 
     def feed(self, line: str) -> None:
-        match = re.match(r"I: (\w+) \S", line)
-        verb = match.group(1) if match and match.group(1) in self.VERBS else None
-        if verb != self.verb:
+        match = self.PACKAGE_LINE.match(line.rstrip())
+        if not match:
+            return
+        if match.group(1) != self.verb:
             self.flush()
-            self.verb, self.count = verb, 0
-        if verb:
-            self.count += 1
-            if self.count % self.EVERY == 0:
-                self.step(f"debootstrap: {self.count} packages {self.VERBS[verb]}")
+            self.verb, self.count = match.group(1), 0
+        self.count += 1
+        if self.count % self.EVERY == 0:
+            self.step(f"debootstrap: {self.count} packages {self.DONE[self.verb]}")
 
     def flush(self) -> None:
         if self.verb and self.count % self.EVERY:
-            self.step(f"debootstrap: {self.count} packages {self.VERBS[self.verb]}")
+            self.step(f"debootstrap: {self.count} packages {self.DONE[self.verb]}")
 
 
 def debootstrap(recipe: Recipe, rootfs: Path, mirror: str, step: Progress) -> None:
