@@ -86,8 +86,8 @@ def parse_database_url(url: str) -> DatabaseURL:
     parts = urlsplit(url)
     shown = _without_password(url)
     if parts.scheme == "sqlite":
-        path = unquote(parts.path)
-        if parts.netloc or not path.startswith("/") or path == "/":
+        path = unquote(url.removeprefix("sqlite:///"))
+        if not url.startswith("sqlite:////") or path == "/":
             raise DatabaseError(
                 f"bad SQLite URL {shown!r}: use sqlite:////absolute/path/to/file.db "
                 "(three slashes, then the absolute path)"
