@@ -12,8 +12,8 @@
 # (a kernel without overlayfs) or "--iptables=false --bridge=none" (no iptables).
 set -euo pipefail
 
-LOG=/var/log/mwkit-dockerd.log
-PIDFILE=/var/run/mwkit-dockerd.pid
+LOG=${MWKIT_DOCKERD_LOG:-/var/log/mwkit-dockerd.log}
+PIDFILE=${MWKIT_DOCKERD_PIDFILE:-/var/run/mwkit-dockerd.pid}
 WAIT_SECONDS=60
 
 answers() { docker info >/dev/null 2>&1; }
@@ -25,10 +25,14 @@ else
         echo "start-docker: dockerd not found; run .ci/install-system.sh first" >&2
         exit 1
     }
-    echo "start-docker: starting dockerd (log: $LOG)"
-    # shellcheck disable=SC2086  # MWKIT_DOCKERD_FLAGS is a list of flags
-    nohup dockerd ${MWKIT_DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null &
-    echo $! > "$PIDFILE"
+    if [[ -s $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+        echo "start-docker: dockerd (pid $(cat "$PIDFILE")) is still starting; waiting for it"
+    else
+        echo "start-docker: starting dockerd (log: $LOG)"
+        # shellcheck disable=SC2086  # MWKIT_DOCKERD_FLAGS is a list of flags
+        nohup dockerd ${MWKIT_DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null &
+        echo $! > "$PIDFILE"
+    fi
     started=$SECONDS
     until answers; do
         if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
