@@ -3,3 +3,7 @@
 Importing this package stays cheap (no ``docker``, no ``git``) so that it also works inside
 a container that has neither: the modules that need them import them where they are used.
 """
+
+from mwkit.wizard.wizard import Wizard
+
+__all__ = ["Wizard"]

@@ -1,0 +1,254 @@
+"""The Docker runtime: every instance is a container of ``mwkit/base:latest``.
+
+What the original Microwizard did, without its flaws:
+
+- the checkout is mounted at ``/usr/src/service`` (read-only for a commit export, which
+  several instances share), the instance's own state folder read-write at
+  ``/var/lib/mwkit/instance``, and mwkit's source read-only under ``/opt/mwkit``: the same
+  supervisor as on the process runtime runs inside (``python3 -m mwkit.wizard.supervisor``);
+- the Docker socket is never mounted: no container can touch the others;
+- containers join a user-defined network ``mwkit`` (created when missing), so they reach
+  each other and the Directory by name; an instance registers its IP on that network
+  (reachable from other containers, and on Linux from the host), and its port is published
+  on 127.0.0.1 only (``published`` in its Directory metadata);
+- every container is labelled (``mwkit.managed``, ``mwkit.workdir``, ``mwkit.service``,
+  ``mwkit.tag``, ``mwkit.commit``, ``mwkit.instance``): ``down`` finds them even after the
+  state file is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from mwkit import procs
+from mwkit.wizard.runtimes.base import Handle, LaunchPlan, WizardError
+from mwkit.wizard.runtimes.process import KIT_ROOT
+
+IMAGE = "mwkit/base:latest"
+NETWORK = "mwkit"
+SERVICE_DIR = "/usr/src/service"
+STATE_DIR = "/var/lib/mwkit/instance"
+CONF_PATH = "/etc/mwkit/datawire.conf"
+KIT_DIR = "/opt/mwkit"
+DIRECTORY_NAME = "mwkit-directory"
+DIRECTORY_PORT = 5353
+MANAGED = {"mwkit.managed": "1"}
+
+
+def kit_mounts() -> dict[str, dict]:
+    """mwkit's source (and the monolith's, which imports Sherlock), read-only."""
+    mounts = {str(KIT_ROOT / "mwkit"): {"bind": f"{KIT_DIR}/mwkit", "mode": "ro"}}
+    if (KIT_ROOT / "lobsters").is_dir():
+        mounts[str(KIT_ROOT / "lobsters")] = {"bind": f"{KIT_DIR}/lobsters", "mode": "ro"}
+    return mounts
+
+
+class DockerRuntime:
+    """Instances as containers on the ``mwkit`` network."""
+
+    name = "docker"
+
+    def __init__(self) -> None:
+        self._client = None
+
+    @property
+    def client(self):
+        """The Docker client, made on first use (the SDK is imported only here)."""
+        if self._client is None:
+            from mwkit.wizard.engine import DockerUnavailable, docker_client
+
+            try:
+                self._client = docker_client()
+            except DockerUnavailable as error:
+                raise WizardError(str(error)) from None
+        return self._client
+
+    def _image(self) -> str:
+        import docker.errors
+
+        try:
+            self.client.images.get(IMAGE)
+        except docker.errors.ImageNotFound:
+            raise WizardError(f"the image {IMAGE} is missing: build it (offline, about a "
+                              "minute) with `mwkit image build base`") from None
+        return IMAGE
+
+    def _network(self) -> None:
+        """The ``mwkit`` network, created (labelled) when missing."""
+        import docker.errors
+
+        if self.client.networks.list(names=[NETWORK]):
+            return
+        with contextlib.suppress(docker.errors.APIError):  # created meanwhile by another
+            self.client.networks.create(NETWORK, driver="bridge", labels=dict(MANAGED))
+
+    def _run(self, name: str, workdir: Path, labels: dict, **options):
+        """Start a labelled container on the network; a stale one of this workdir goes first."""
+        import docker.errors
+
+        with contextlib.suppress(docker.errors.NotFound):
+            old = self.client.containers.get(name)
+            if old.labels.get("mwkit.workdir") != str(workdir.resolve()):
+                raise WizardError(f"a container named {name} already exists and is not one of "
+                                  f"{workdir}'s: remove it (`docker rm -f {name}`) or use it")
+            old.remove(force=True)
+        self._network()
+        labels = {**MANAGED, "mwkit.workdir": str(workdir.resolve()), **labels}
+        return self.client.containers.run(self._image(), name=name, labels=labels,
+                                          network=NETWORK, detach=True, init=True, **options)
+
+    def start(self, plan: LaunchPlan) -> Handle:
+        port, host_port = plan.service_port, procs.free_port()
+        name = f"mwkit-{plan.instance_id}"
+        plan.state_dir.mkdir(parents=True, exist_ok=True)
+        # The supervisor replaces the host with its own IP (MWKIT_ADVERTISE_HOST); Watson
+        # checks the service from inside the same container.
+        plan.conf_path.write_text(plan.render_conf(
+            f"http://{name}:{port}", f"http://127.0.0.1:{port}{plan.health_path}"))
+        metadata = {**json.loads(plan.env.get("MWKIT_METADATA", "{}")),
+                    "published": f"127.0.0.1:{host_port}"}
+        env = {
+            **plan.env,
+            "HOST": "0.0.0.0",
+            "PORT": str(port),
+            "PYTHON": "python3",
+            "PYTHONPATH": KIT_DIR,
+            "PYTHONDONTWRITEBYTECODE": "1",  # never root-owned __pycache__ in a working tree
+            "MWKIT_STATE_DIR": STATE_DIR,
+            "MWKIT_WATSON_CONFIG": CONF_PATH,
+            "MWKIT_ADVERTISE_HOST": "container-ip",
+            "MWKIT_METADATA": json.dumps(metadata),
+            "MWKIT_HOST_UID": str(os.getuid()),
+        }
+        volumes = {
+            str(plan.folder): {"bind": SERVICE_DIR, "mode": "ro" if plan.read_only else "rw"},
+            str(plan.state_dir): {"bind": STATE_DIR, "mode": "rw"},
+            str(plan.conf_path): {"bind": CONF_PATH, "mode": "ro"},
+            **kit_mounts(),
+        }
+        labels = {"mwkit.service": plan.service, "mwkit.tag": plan.tag,
+                  "mwkit.commit": plan.commit, "mwkit.instance": plan.instance_id}
+        container = self._run(
+            name, plan.workdir, labels, command=["python3", "-m", "mwkit.wizard.supervisor"],
+            working_dir=SERVICE_DIR, environment=env, volumes=volumes,
+            ports={f"{port}/tcp": ("127.0.0.1", host_port)})
+        container.reload()
+        ip = container.attrs["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
+        return Handle(runtime=self.name, instance_id=plan.instance_id,
+                      instance_dir=str(plan.instance_dir), container=container.id,
+                      address=f"{ip}:{port}", published=f"127.0.0.1:{host_port}")
+
+    def _container(self, handle: Handle):
+        import docker.errors
+
+        try:
+            return self.client.containers.get(handle.container)
+        except docker.errors.NotFound:
+            return None
+
+    def is_running(self, handle: Handle) -> bool:
+        container = self._container(handle)
+        return container is not None and container.status in ("created", "running")
+
+    def stop(self, handle: Handle, grace: float) -> None:
+        """``docker stop``: SIGTERM to the supervisor (via the container's init), SIGKILL
+        after ``grace`` seconds; the log is kept in the instance folder."""
+        container = self._container(handle)
+        if container is not None:
+            container.stop(timeout=int(grace + 0.999))
+            self._remove(container, handle)
+
+    def kill(self, handle: Handle) -> None:
+        container = self._container(handle)
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.kill()
+            self._remove(container, handle)
+
+    def _remove(self, container, handle: Handle) -> None:
+        with contextlib.suppress(OSError):
+            handle.log_path.write_bytes(container.logs())
+        container.remove(force=True)
+
+    def logs(self, handle: Handle, lines: int = 50) -> str:
+        container = self._container(handle) if handle.container else None
+        if container is None:
+            return procs.log_tail(handle.log_path, lines)
+        return container.logs(tail=lines).decode("utf-8", "replace").rstrip("\n")
+
+    def cleanup_orphans(self, workdir: Path, directory: bool = False) -> list[str]:
+        """Remove every container labelled with ``workdir`` (the Directory's too when asked)."""
+        filters = {"label": ["mwkit.managed=1", f"mwkit.workdir={Path(workdir).resolve()}"]}
+        removed = []
+        for container in self.client.containers.list(all=True, filters=filters):
+            if container.labels.get("mwkit.role") == "directory" and not directory:
+                continue
+            container.remove(force=True)
+            removed.append(f"{container.labels.get('mwkit.instance', container.name)} "
+                           f"(container {container.name})")
+        for network in self.client.networks.list(names=[NETWORK]):
+            network.reload()
+            if not network.containers:
+                with contextlib.suppress(Exception):  # in use again meanwhile
+                    network.remove()
+        return removed
+
+    def start_directory(self, workdir: Path, token: str | None = None) -> tuple[str, str, Handle]:
+        """The Directory as container ``mwkit-directory`` on the network."""
+        workdir = Path(workdir)
+        host_port = procs.free_port()
+        container = self._run(
+            DIRECTORY_NAME, workdir, {"mwkit.role": "directory"},
+            command=["python3", "-m", "mwkit", "directory", "--host", "0.0.0.0",
+                     "--port", str(DIRECTORY_PORT)],
+            environment={"PYTHONPATH": KIT_DIR, "MWKIT_DIRECTORY_TOKEN": token or ""},
+            volumes=kit_mounts(), ports={f"{DIRECTORY_PORT}/tcp": ("127.0.0.1", host_port)})
+        url = f"http://127.0.0.1:{host_port}"
+        handle = Handle(runtime=self.name, instance_id="directory",
+                        instance_dir=str(workdir / "directory"), container=container.id,
+                        address=f"{DIRECTORY_NAME}:{DIRECTORY_PORT}",
+                        published=f"127.0.0.1:{host_port}")
+        deadline = time.monotonic() + 20
+        while not _answers(url + "/health"):
+            container.reload()
+            if container.status != "running" or time.monotonic() > deadline:
+                logs = container.logs(tail=20).decode("utf-8", "replace")
+                self.kill(handle)
+                raise WizardError(f"the Directory container {DIRECTORY_NAME} did not answer at "
+                                  f"{url} (it is {container.status}); its log:\n{logs}")
+            time.sleep(0.1)
+        return url, f"http://{DIRECTORY_NAME}:{DIRECTORY_PORT}", handle
+
+    def instance_url(self, url: str) -> str:
+        """A host loopback URL of a container published on 127.0.0.1 becomes the container's
+        name and port on the network; other loopback URLs cannot be reached from containers."""
+        parts = urlsplit(url)
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            return url
+        for container in self.client.containers.list(filters={"network": NETWORK}):
+            for inside, bindings in (container.ports or {}).items():
+                if any(str(b.get("HostPort")) == str(parts.port) for b in bindings or []):
+                    userinfo = parts.netloc.rpartition("@")[0]
+                    netloc = f"{container.name}:{inside.split('/')[0]}"
+                    return urlunsplit(parts._replace(
+                        netloc=f"{userinfo}@{netloc}" if userinfo else netloc))
+        raise WizardError(
+            f"{url} is on the host's loopback, which containers cannot reach: run it as a "
+            f"container on the {NETWORK} network (`mwkit up --runtime docker` starts "
+            f"{DIRECTORY_NAME}), or give an address containers can reach"
+        )
+
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=0.5).ok
+    except requests.RequestException:
+        return False
