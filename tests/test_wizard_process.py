@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
 import requests
@@ -178,3 +179,15 @@ def test_the_cli(tmp_path, directory):
     assert "removed 1 instance" in out
     assert listed(directory, "tiny") == {}
     assert "no instances" in mwkit("status")
+
+
+def test_scale_from_two_threads_at_once(wizard, directory):
+    """A notebook slider scales from a background thread while the main thread does too."""
+    slider = threading.Thread(target=wizard.scale, args=("tiny", "v1", 3, "UNCOMMITTED"))
+    slider.start()
+    wizard.scale("tiny", "v1", 2, ref="UNCOMMITTED")
+    slider.join(timeout=60)
+    running = {i.id for i in wizard.scale("tiny", "v1", 2)}
+    assert len(running) == 2
+    assert set(listed(directory, "tiny")) == running
+    assert [s.state for s in wizard.status()] == ["registered", "registered"]
