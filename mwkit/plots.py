@@ -153,8 +153,9 @@ def calls_per_second(records: Sequence[Reload], events: Sequence[dict] | None = 
     ax.set_ylabel("page reloads per second")
     ax.set_xlabel("seconds since the first reload")
     ax.set_title("Which instance answered each page reload", loc="left")
-    legend(ax, events, marks)
-    draw_timeline(ax, records[0].time, end, events, marks, text=True)
+    items = timeline(records[0].time, end, events, marks)
+    legend(ax, items)
+    draw_timeline(ax, items, text=True)
     return figure
 
 
@@ -190,7 +191,7 @@ def latency(records: Sequence[Reload], events: Sequence[dict] | None = None,
         ax.set_yscale("log")
         ax.set_ylim(min(min(r.latency for r in records) * 0.7, 0.5) or 1e-4,
                     max(max(r.latency for r in records) * 1.5, 2.0))
-    draw_timeline(ax, start, end, events, marks, text=False)
+    draw_timeline(ax, timeline(start, end, events, marks), text=False)
     ax.set_ylabel("reload latency (s)")
     ax.set_xlabel("seconds since the first reload")
     ax.set_title("How long each page reload took", loc="left")
@@ -205,14 +206,13 @@ def dashboard(records: Sequence[Reload], events: Sequence[dict] | None = None,
               marks: Sequence | None = None, labels: dict[str, str] | None = None,
               bin_seconds: float = 1.0) -> Figure:
     """Calls per second above, latency below, on one time axis."""
+    if not records:
+        return calls_per_second(records)  # one panel with the message, not an empty one
     figure, (top, bottom) = new_figure(2, height_ratios=(3, 2), size=(11, 7.5))
     calls_per_second(records, events, marks, labels, bin_seconds, ax=top)
-    if records:
-        latency(records, events, marks, labels, ax=bottom)
-        top.set_xlabel("")
-        top.tick_params(labelbottom=True)
-    else:
-        bottom.set_visible(False)
+    latency(records, events, marks, labels, ax=bottom)
+    top.set_xlabel("")
+    top.tick_params(labelbottom=True)
     return figure
 
 
@@ -232,14 +232,17 @@ def short_instance(event: dict) -> str:
     return instance[len(prefix):] if instance.startswith(prefix) else instance
 
 
+TimelineItem = tuple[float, str, tuple[str, str, str]]  # x, label, (colour, line style, sign)
+
+
 def timeline(start: float, end: float, events: Sequence[dict] | None,
-             marks: Sequence | None) -> list[tuple[float, str, tuple[str, str, str]]]:
+             marks: Sequence | None) -> list[TimelineItem]:
     """``(x, text, style)`` for each event and mark inside the plotted time window.
 
     Events of one kind within half a second of each other share one line and one label
     ("+ v1-1, v1-2, v1-3"), so a burst of registrations stays readable.
     """
-    items: list[tuple[float, str, tuple[str, str, str]]] = []
+    items: list[TimelineItem] = []
     for event in sorted(events or (), key=lambda event: event["time"]):
         x = event["time"] - start
         if not -0.5 <= x <= end:
@@ -258,10 +261,8 @@ def timeline(start: float, end: float, events: Sequence[dict] | None,
     return sorted(items, key=lambda item: item[0])
 
 
-def draw_timeline(ax: Axes, start: float, end: float, events: Sequence[dict] | None,
-                  marks: Sequence | None, text: bool) -> None:
+def draw_timeline(ax: Axes, items: list[TimelineItem], text: bool) -> None:
     """Vertical lines at events and marks; with ``text``, labels in lanes that avoid overlap."""
-    items = timeline(start, end, events, marks)
     for x, _, (colour, style, _) in items:
         ax.axvline(x, color=colour, linestyle=style, linewidth=1.2 if style == "-" else 1.0,
                    zorder=3)
@@ -284,16 +285,13 @@ def draw_timeline(ax: Axes, start: float, end: float, events: Sequence[dict] | N
         lane_ends[lane] = box.x1 + 0.005 * (ax.get_xlim()[1] - ax.get_xlim()[0])
 
 
-def legend(ax: Axes, events: Sequence[dict] | None, marks: Sequence | None) -> None:
-    """The series, then a key to the line styles of the kinds of events present."""
+def legend(ax: Axes, items: list[TimelineItem]) -> None:
+    """The series, then a key to the line styles of the events and marks drawn."""
     handles, names = ax.get_legend_handles_labels()
-    kinds = {event["kind"] for event in events or ()}
-    for kind, (colour, style, _) in EVENT_STYLES.items():
-        if kind in kinds:
-            handles.append(Line2D([], [], color=colour, linestyle=style))
-            names.append(kind)
-    if marks:
-        handles.append(Line2D([], [], color=MARK_STYLE[0], linestyle=MARK_STYLE[1]))
-        names.append("your marks")
+    drawn = {style for _, _, style in items}
+    for name, style in [*EVENT_STYLES.items(), ("your marks", MARK_STYLE)]:
+        if style in drawn:
+            handles.append(Line2D([], [], color=style[0], linestyle=style[1]))
+            names.append(name)
     ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False, title="answered by", title_fontsize=8)
