@@ -186,7 +186,9 @@ def test_debootstrap_progress_counts_packages_per_phase():
         progress.feed(line)
     progress.flush()
     assert lines == ["debootstrap: 2 packages retrieved", "debootstrap: 3 packages retrieved",
-                     "debootstrap: 1 packages unpacked"]
+                     "debootstrap: Unpacking required packages...",
+                     "debootstrap: 1 packages unpacked",
+                     "debootstrap: Unpacking the base system..."]
 
 
 def test_no_engine_says_what_to_do(monkeypatch, tmp_path):

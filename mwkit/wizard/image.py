@@ -34,6 +34,7 @@ import docker
 import docker.errors
 
 from mwkit.database import CONTAINER_INIT_SQL_ENV
+from mwkit.wizard.engine import docker_client
 
 BUILDER_VERSION = "1"
 SUITE = "bookworm"
@@ -134,8 +135,6 @@ def build(
     client: docker.DockerClient | None = None,
 ) -> list[str]:
     """Build (or reuse) every image, or only the one named ``only``; return their references."""
-    from mwkit.wizard.engine import docker_client
-
     names = [only] if only else list(RECIPES)
     unknown = [name for name in names if name not in RECIPES]
     if unknown:
@@ -183,8 +182,6 @@ def build_image(
 
 def list_images(client: docker.DockerClient | None = None) -> list[dict]:
     """One row per recipe: its reference, whether it is built, and its size."""
-    from mwkit.wizard.engine import docker_client
-
     client = client or docker_client()
     rows = []
     for recipe in RECIPES.values():
@@ -291,13 +288,18 @@ def _mounts_under(folder: Path) -> list[str]:
 
 
 class DebootstrapProgress:
-    """Turns debootstrap's one line per package into a line every 50 packages of a phase."""
+    """Turns debootstrap's one line per package into a line every 50 packages of a phase.
+
+    Its phase lines ("Unpacking the base system...") are passed on as they come.
+    """
 
     # "I: Retrieving libc6 2.36-9", "I: Unpacking adduser..." (not "I: Unpacking the base
     # system...", nor the "I: Validating" line that follows each download)
     PACKAGE_LINE = re.compile(
         r"I: (Retrieving|Extracting|Unpacking|Configuring) [a-z0-9][a-z0-9+.:-]*( \d\S*|\.\.\.)$"
     )
+    # "I: Resolving dependencies of base packages...", "I: Unpacking the base system..."
+    PHASE_LINE = re.compile(r"I: ((?:Resolving|Installing|Unpacking|Configuring) .*\.\.\.)$")
     DONE = {"Retrieving": "retrieved", "Extracting": "extracted", "Unpacking": "unpacked",
             "Configuring": "configured"}
     EVERY = 50
@@ -308,8 +310,13 @@ class DebootstrapProgress:
         self.count = 0
 
     def feed(self, line: str) -> None:
-        match = self.PACKAGE_LINE.match(line.rstrip())
+        line = line.rstrip()
+        match = self.PACKAGE_LINE.match(line)
         if not match:
+            if phase := self.PHASE_LINE.match(line):
+                self.flush()
+                self.verb, self.count = None, 0
+                self.step(f"debootstrap: {phase.group(1)}")
             return
         if match.group(1) != self.verb:
             self.flush()
