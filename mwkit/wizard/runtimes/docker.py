@@ -48,6 +48,14 @@ def kit_mounts() -> dict[str, dict]:
     return mounts
 
 
+def sqlite_mount(database_url: str) -> dict[str, dict]:
+    """A SQLite database's folder, mounted at the same path (its URL then works inside)."""
+    if not database_url.startswith("sqlite:///"):
+        return {}
+    folder = str(Path(database_url.removeprefix("sqlite:///")).parent)
+    return {folder: {"bind": folder, "mode": "rw"}}
+
+
 class DockerRuntime:
     """Instances as containers on the ``mwkit`` network."""
 
@@ -82,10 +90,14 @@ class DockerRuntime:
         """The ``mwkit`` network, created (labelled) when missing."""
         import docker.errors
 
-        if self.client.networks.list(names=[NETWORK]):
+        if self._networks():
             return
         with contextlib.suppress(docker.errors.APIError):  # created meanwhile by another
             self.client.networks.create(NETWORK, driver="bridge", labels=dict(MANAGED))
+
+    def _networks(self) -> list:
+        """The ``mwkit`` network, if any (Docker's name filter also matches ``mwkit-x``)."""
+        return [n for n in self.client.networks.list(names=[NETWORK]) if n.name == NETWORK]
 
     def _run(self, name: str, workdir: Path, labels: dict, **options):
         """Start a labelled container on the network; a stale one of this workdir goes first."""
@@ -130,6 +142,7 @@ class DockerRuntime:
             str(plan.state_dir): {"bind": STATE_DIR, "mode": "rw"},
             str(plan.conf_path): {"bind": CONF_PATH, "mode": "ro"},
             **kit_mounts(),
+            **sqlite_mount(plan.env.get("DATABASE_URL", "")),
         }
         labels = {"mwkit.service": plan.service, "mwkit.tag": plan.tag,
                   "mwkit.commit": plan.commit, "mwkit.instance": plan.instance_id}
@@ -191,7 +204,7 @@ class DockerRuntime:
             container.remove(force=True)
             removed.append(f"{container.labels.get('mwkit.instance', container.name)} "
                            f"(container {container.name})")
-        for network in self.client.networks.list(names=[NETWORK]):
+        for network in self._networks() if directory else []:  # a full teardown
             network.reload()
             if not network.containers:
                 with contextlib.suppress(Exception):  # in use again meanwhile
