@@ -23,10 +23,11 @@ from matplotlib.lines import Line2D
 
 from mwkit.traffic import Reload, label_for
 
-# tab20 without its reds and greys (red means failure, grey means "left"): the eight strong
-# colours first, which colour_for hashes into, then their light twins for crowded figures.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
-           "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2",
+# tab20 without its reds, greys and greens (red means failure, grey "left", green
+# "registered"), with tab20b's indigo instead: the eight strong colours first, which
+# colour_for hashes into, then their light twins for crowded figures.
+PALETTE = ("#1f77b4", "#ff7f0e", "#393b79", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+           "#17becf", "#aec7e8", "#ffbb78", "#9c9ede", "#c5b0d5", "#c49c94", "#f7b6d2",
            "#dbdb8d", "#9edae5")
 STRONG = 8
 FAILURES = {  # outcome: (legend label, face colour, hatch)
@@ -146,7 +147,9 @@ def calls_per_second(records: Sequence[Reload], events: Sequence[dict] | None = 
     for outcome, (label, colour, hatch) in FAILURES.items():
         if outcome in failed:
             stack(failed[outcome], label, color=colour, hatch=hatch, edgecolor="#3b0a0a")
-    end = lefts[-1] + bin_seconds
+    # The axis ends just after the last reload: the last bin is still filling (or the run
+    # stopped in it), and drawn whole it would look like a drop in traffic.
+    end = max(bin_seconds, records[-1].time - records[0].time + 0.1 * bin_seconds)
     headroom = 1.45 if events or marks else 1.08  # room for the event labels at the top
     ax.set_xlim(0, end)
     ax.set_ylim(0, max(bottom) * headroom + 0.5)
@@ -263,9 +266,10 @@ def timeline(start: float, end: float, events: Sequence[dict] | None,
 
 def draw_timeline(ax: Axes, items: list[TimelineItem], text: bool) -> None:
     """Vertical lines at events and marks; with ``text``, labels in lanes that avoid overlap."""
-    for x, _, (colour, style, _) in items:
-        ax.axvline(x, color=colour, linestyle=style, linewidth=1.2 if style == "-" else 1.0,
-                   zorder=3)
+    for x, _, (colour, style, sign) in items:
+        mark = (colour, style, sign) == MARK_STYLE  # under the events: both stay visible
+        ax.axvline(x, color=colour, linestyle=style, linewidth=1.4 if mark else 1.1,
+                   alpha=0.55 if mark else 1.0, zorder=2.9 if mark else 3)
     if not text or not items:
         return
     ax.figure.draw_without_rendering()  # settle the layout, so that text sizes are right

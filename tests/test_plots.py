@@ -77,6 +77,7 @@ def test_stacked_counts_match_the_records(tmp_path):
     tops = [max(p.get_y() + p.get_height() for c in stacks.values() for p in c
                 if p.get_x() == second) for second in range(10)]
     assert tops == [10] * 9 + [11]
+    assert ax.get_xlim() == pytest.approx((0, 10.05))  # ends just after the last reload
     timeout = stacks["timeout (1)"][9]
     assert (timeout.get_y(), timeout.get_height()) == (10, 1)
     assert png_size(plots.save(figure, tmp_path / "calls.png")) == (1210, 495)
@@ -152,7 +153,8 @@ def test_colours_stable_across_runs_and_distinct():
     assert set(here) <= set(PALETTE[:plots.STRONG])
     spread = colours_for(ids)
     assert len(set(spread.values())) == 8
-    assert "#d62728" not in spread.values()  # red is for failures
+    # failures are red, registrations green, departures grey: no instance wears them
+    assert not {"#d62728", "#2ca02c", "#7f7f7f"} & set(PALETTE)
     assert colours_for(ids) == spread  # the same figure, the same colours
     lone = ids[3]
     assert colours_for([lone]) == {lone: colour_for(lone)}
