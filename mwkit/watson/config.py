@@ -90,7 +90,8 @@ class WatsonConfig:
             except ValueError:
                 raise ConfigError(f"{path}: [Watson] {key} = {raw!r} is not a number") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
-        missing = [k for k in ("service_name", "service_url", "health_check_url") if k not in values]
+        required = ("service_name", "service_url", "health_check_url")
+        missing = [key for key in required if key not in values]
         if "directory_url" not in values:
             missing.append("directory_host (in [Datawire])")
         if missing:
