@@ -43,6 +43,7 @@ class Reload:
     outcome: str  # one of OUTCOMES
     status: int | None  # the page's HTTP status; None when there was no answer
     error: str | None = None  # what went wrong, when outcome is not "ok"
+    instance: str | None = None  # the Directory's name for the instance that answered
 
     @property
     def ok(self) -> bool:
@@ -229,7 +230,7 @@ class PageReloads:
             outcome = "timeout" if error.startswith("no answer") else "error"
             return Reload(started, latency, None, None, outcome, status, error)
         return Reload(started, latency, body.get("service_id") or None, body.get("call_ms"),
-                      outcome_of(body), status, body.get("error"))
+                      outcome_of(body), status, body.get("error"), body.get("instance"))
 
     # -- results ---------------------------------------------------------------------------
 
@@ -302,6 +303,11 @@ class EventLog:
 
 
 # -- summing up ----------------------------------------------------------------------------
+
+def instance_labels(records: list[Reload]) -> dict[str, str]:
+    """``{service_id: instance id}`` as the monolith reported them: names people recognise."""
+    return {r.service_id: r.instance for r in records if r.service_id and r.instance}
+
 
 def label_for(service_id: str | None, labels: dict[str, str] | None = None) -> str:
     """How a popularity process is named in tables and plots: ``labels`` or 8 characters."""

@@ -15,23 +15,25 @@ def put(url, service, instance, body, **kwargs):
 
 def test_registration_reaches_a_subscriber(directory):
     client = DirectoryClient(directory)
-    messages, got_update = [], threading.Event()
+    messages, subscribed, got_update = [], threading.Event(), threading.Event()
 
     def follow():
         for message in DirectoryClient(directory).watch():
             messages.append(message)
+            subscribed.set()
             if message.kind == "update":
                 got_update.set()
                 return
 
     threading.Thread(target=follow, daemon=True).start()
+    assert subscribed.wait(5)
     client.register("popularity", "p1", "127.0.0.1:5001", {"tag": "v1"})
     assert got_update.wait(5)
-    snapshot, update = messages[0], messages[-1]
-    assert snapshot.kind == "snapshot"
+    snapshot, update = messages
+    assert (snapshot.kind, snapshot.data["services"]) == ("snapshot", {})
     assert update.data["service"] == "popularity"
     assert update.data["instances"][0]["metadata"] == {"tag": "v1"}
-    assert update.version > snapshot.version or snapshot.data["services"]
+    assert update.version == snapshot.version + 1
 
 
 def test_a_reconnecting_subscriber_gets_what_it_missed(directory):

@@ -27,9 +27,6 @@ MAX_BODY_BYTES = 64 * 1024
 SUBSCRIBER_QUEUE = 1000
 KEEPALIVE_SECONDS = 15.0
 
-REGISTRY = web.AppKey("registry", Registry)
-BROKER = web.AppKey("broker", "Broker")
-TOKEN = web.AppKey("token", str)
 
 
 def sse(event: str, payload: dict, event_id: int | None = None) -> bytes:
@@ -86,21 +83,8 @@ async def errors_as_json(request: web.Request, handler):
         return json_error(error.status, message)
 
 
-def require_token(request: web.Request) -> None:
-    token = request.app[TOKEN]
-    if not token:
-        return
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise web.HTTPUnauthorized(text="this Directory needs 'Authorization: Bearer <token>' "
-                                        "for writes")
-
-
 async def read_json(request: web.Request) -> object:
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise
+    raw = await request.read()
     try:
         return json.loads(raw) if raw else {}
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -112,142 +96,150 @@ def names(request: web.Request) -> tuple[str, str]:
             validate.instance_id(request.match_info["instance"]))
 
 
-async def health(request: web.Request) -> web.Response:
-    registry = request.app[REGISTRY]
-    return web.json_response({"status": "ok", "epoch": registry.epoch,
-                              "version": registry.version,
-                              "services": len(registry.snapshot()["services"]),
-                              "subscribers": len(request.app[BROKER].subscribers)})
+class DirectoryServer:
+    """The HTTP handlers, over one registry and one broker (plain attributes, so any
+    aiohttp version, including Debian's in the containers, can run it)."""
 
+    def __init__(self, token: str | None = None, registry: Registry | None = None,
+                 sweep_interval: float = 0.1) -> None:
+        self.registry = registry or Registry()
+        self.sweep_interval = sweep_interval
+        self.broker = Broker(self.registry.epoch)
+        self.token = token or ""
 
-async def register(request: web.Request) -> web.Response:
-    require_token(request)
-    service, instance = names(request)
-    address, metadata, ttl = validate.registration(await read_json(request))
-    registry = request.app[REGISTRY]
-    change = registry.register(service, instance, address, metadata, ttl)
-    if change:
-        request.app[BROKER].publish([change])
-    return web.json_response({"version": registry.version, "ttl": ttl,
-                              "changed": change is not None})
+    def require_token(self, request: web.Request) -> None:
+        if not self.token:
+            return
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            raise web.HTTPUnauthorized(text="this Directory needs 'Authorization: Bearer "
+                                            "<token>' for writes")
 
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "epoch": self.registry.epoch,
+                                  "version": self.registry.version,
+                                  "services": len(self.registry.snapshot()["services"]),
+                                  "subscribers": len(self.broker.subscribers)})
 
-async def heartbeat(request: web.Request) -> web.Response:
-    require_token(request)
-    service, instance = names(request)
-    if not request.app[REGISTRY].heartbeat(service, instance):
-        return json_error(404, f"instance {instance!r} of {service!r} is not registered "
-                               "(its lease ran out, or the Directory restarted): register again")
-    return web.json_response({"ok": True})
+    async def register(self, request: web.Request) -> web.Response:
+        self.require_token(request)
+        service, instance = names(request)
+        address, metadata, ttl = validate.registration(await read_json(request))
+        change = self.registry.register(service, instance, address, metadata, ttl)
+        if change:
+            self.broker.publish([change])
+        return web.json_response({"version": self.registry.version, "ttl": ttl,
+                                  "changed": change is not None})
 
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        self.require_token(request)
+        service, instance = names(request)
+        if not self.registry.heartbeat(service, instance):
+            return json_error(404, f"instance {instance!r} of {service!r} is not registered "
+                                   "(its lease ran out, or the Directory restarted): "
+                                   "register again")
+        return web.json_response({"ok": True})
 
-async def deregister(request: web.Request) -> web.Response:
-    require_token(request)
-    service, instance = names(request)
-    change = request.app[REGISTRY].deregister(service, instance)
-    if change is None:
-        return json_error(404, f"instance {instance!r} of {service!r} is not registered")
-    request.app[BROKER].publish([change])
-    return web.json_response({"version": change.version})
+    async def deregister(self, request: web.Request) -> web.Response:
+        self.require_token(request)
+        service, instance = names(request)
+        change = self.registry.deregister(service, instance)
+        if change is None:
+            return json_error(404, f"instance {instance!r} of {service!r} is not registered")
+        self.broker.publish([change])
+        return web.json_response({"version": change.version})
 
+    async def list_services(self, request: web.Request) -> web.Response:
+        return web.json_response(self.registry.snapshot())
 
-async def list_services(request: web.Request) -> web.Response:
-    return web.json_response(request.app[REGISTRY].snapshot())
+    async def show_service(self, request: web.Request) -> web.Response:
+        service = validate.service_name(request.match_info["service"])
+        return web.json_response({"version": self.registry.version, "service": service,
+                                  "instances": self.registry.instances(service)})
 
+    async def events(self, request: web.Request) -> web.Response:
+        since = validate.version(request.query.get("since")) or 0
+        return web.json_response({"version": self.registry.version,
+                                  "events": self.registry.events_since(since)})
 
-async def show_service(request: web.Request) -> web.Response:
-    service = validate.service_name(request.match_info["service"])
-    registry = request.app[REGISTRY]
-    return web.json_response({"version": registry.version, "service": service,
-                              "instances": registry.instances(service)})
+    async def watch(self, request: web.Request) -> web.StreamResponse:
+        """The push stream: a snapshot (or the missed changes), then every change as it
+        happens."""
+        since = validate.version(request.query.get("since"))
+        epoch = request.query.get("epoch")
+        registry = self.registry
+        # No await between reading the state and subscribing: nothing can slip in between.
+        missed = registry.changes_since(epoch, since) if since is not None else None
+        if missed is None:
+            first = [sse("snapshot", registry.snapshot(), registry.version)]
+        else:
+            first = [sse("update", change.to_message(registry.epoch), change.version)
+                     for change in missed]
+        queue = self.broker.subscribe()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        try:
+            await response.prepare(request)
+            await response.write(b"".join(first) or b": up to date\n\n")
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except asyncio.TimeoutError:  # noqa: UP041 - Python < 3.11 in some images
+                    message = b": keepalive\n\n"
+                if message is None:
+                    break
+                await response.write(message)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.broker.unsubscribe(queue)
+        return response
 
+    async def sweep_leases(self, app: web.Application):
+        """Background task: expire leases that ran out, and push the removals."""
+        async def loop():
+            while True:
+                await asyncio.sleep(self.sweep_interval)
+                changes = self.registry.expire()
+                for change in changes:
+                    log.info("lease expired: %s now has %d instance(s)", change.service,
+                             len(change.instances))
+                self.broker.publish(changes)
 
-async def events(request: web.Request) -> web.Response:
-    since = validate.version(request.query.get("since")) or 0
-    registry = request.app[REGISTRY]
-    return web.json_response({"version": registry.version,
-                              "events": registry.events_since(since)})
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
+    async def close_streams(self, app: web.Application) -> None:
+        """On shutdown, end every push stream so subscribers notice and reconnect."""
+        for queue in list(self.broker.subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
 
-async def watch(request: web.Request) -> web.StreamResponse:
-    """The push stream: a snapshot (or the missed changes), then every change as it happens."""
-    since = validate.version(request.query.get("since"))
-    epoch = request.query.get("epoch")
-    registry, broker = request.app[REGISTRY], request.app[BROKER]
-    # No await between reading the state and subscribing: nothing can slip in between.
-    missed = registry.changes_since(epoch, since) if since is not None else None
-    if missed is None:
-        first = [sse("snapshot", registry.snapshot(), registry.version)]
-    else:
-        first = [sse("update", change.to_message(registry.epoch), change.version)
-                 for change in missed]
-    queue = broker.subscribe()
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
-    try:
-        await response.prepare(request)
-        await response.write(b"".join(first) or b": up to date\n\n")
-        while True:
-            try:
-                message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                message = b": keepalive\n\n"
-            if message is None:
-                break
-            await response.write(message)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        broker.unsubscribe(queue)
-    return response
-
-
-async def sweep_leases(app: web.Application, interval: float):
-    """Background task: expire leases that ran out, and push the removals."""
-    async def loop():
-        while True:
-            await asyncio.sleep(interval)
-            changes = app[REGISTRY].expire()
-            for change in changes:
-                log.info("lease expired: %s now has %d instance(s)", change.service,
-                         len(change.instances))
-            app[BROKER].publish(changes)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def close_streams(app: web.Application) -> None:
-    """On shutdown, end every push stream so subscribers notice and reconnect."""
-    for queue in list(app[BROKER].subscribers):
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(None)
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
+        instance_path = "/v1/services/{service}/instances/{instance}"
+        app.add_routes([
+            web.get("/health", self.health),
+            web.get("/v1/services", self.list_services),
+            web.get("/v1/services/{service}", self.show_service),
+            web.put(instance_path, self.register),
+            web.post(instance_path + "/heartbeat", self.heartbeat),
+            web.delete(instance_path, self.deregister),
+            web.get("/v1/watch", self.watch),
+            web.get("/v1/events", self.events),
+        ])
+        app.cleanup_ctx.append(self.sweep_leases)
+        app.on_shutdown.append(self.close_streams)
+        return app
 
 
 def create_app(token: str | None = None, sweep_interval: float = 0.1,
                registry: Registry | None = None) -> web.Application:
     """The Directory as an aiohttp application (an app factory, as Flask's tutorial has)."""
-    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
-    app[REGISTRY] = registry or Registry()
-    app[BROKER] = Broker(app[REGISTRY].epoch)
-    app[TOKEN] = token or ""
-    instance_path = "/v1/services/{service}/instances/{instance}"
-    app.add_routes([
-        web.get("/health", health),
-        web.get("/v1/services", list_services),
-        web.get("/v1/services/{service}", show_service),
-        web.put(instance_path, register),
-        web.post(instance_path + "/heartbeat", heartbeat),
-        web.delete(instance_path, deregister),
-        web.get("/v1/watch", watch),
-        web.get("/v1/events", events),
-    ])
-    app.cleanup_ctx.append(lambda app: sweep_leases(app, sweep_interval))
-    app.on_shutdown.append(close_streams)
-    return app
+    return DirectoryServer(token, registry, sweep_interval).app()
 
 
 def serve(host: str = "127.0.0.1", port: int = 5353, token: str | None = None) -> None:

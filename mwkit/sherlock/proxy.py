@@ -19,70 +19,76 @@ from mwkit.sherlock.router import NoInstances, Sherlock
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
-SHERLOCK = web.AppKey("sherlock", Sherlock)
-CLIENT = web.AppKey("client", aiohttp.ClientSession)
 
 
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-async def forward(request: web.Request) -> web.StreamResponse:
-    service, tail = request.match_info["service"], request.match_info["tail"]
-    if not SERVICE_NAME.match(service):
-        return error(400, f"{service!r} is not a service name")
-    sherlock, client = request.app[SHERLOCK], request.app[CLIENT]
-    body = await request.read()
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-    attempts = 1 + (sherlock.retries if request.method in IDEMPOTENT else 0)
-    tried: set[str] = set()
-    started = time.time()
-    for attempt in range(1, attempts + 1):
-        try:
-            endpoint = sherlock.acquire(service, frozenset(tried))
-        except NoInstances as reason:
-            if attempt == 1:
-                sherlock.record_no_instances(service, started)
-            return error(503, str(reason))
-        tried.add(endpoint.id)
-        url = f"{endpoint.url}/{tail}" + (f"?{request.query_string}" if request.query_string
-                                          else "")
-        began = time.monotonic()
-        try:
-            async with client.request(request.method, url, headers=headers,
-                                      data=body) as upstream:
-                payload = await upstream.read()
-        except TimeoutError:
-            sherlock.release(endpoint, started, began, "timeout", None, attempt)
-            return error(504, f"{service} instance {endpoint.id} did not answer in time")
-        except aiohttp.ClientError as reason:
-            sherlock.release(endpoint, started, began, "refused", None, attempt)
-            if attempt == attempts:
-                return error(502, f"{service} instance {endpoint.id} failed: {reason}")
-            continue
-        outcome = "ok" if upstream.status < 500 else "error"
-        sherlock.release(endpoint, started, began, outcome, upstream.status, attempt)
-        response_headers = {k: v for k, v in upstream.headers.items()
-                            if k.lower() not in HOP_BY_HOP}
-        response_headers["X-Sherlock-Instance"] = endpoint.id
-        return web.Response(status=upstream.status, body=payload, headers=response_headers)
-    return error(502, f"no instance of {service} answered")
+class Proxy:
+    """Forwards ``/<service>/rest`` to an instance of ``<service>`` as ``/rest``."""
+
+    def __init__(self, sherlock: Sherlock) -> None:
+        self.sherlock = sherlock
+        self.client: aiohttp.ClientSession | None = None
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        service, tail = request.match_info["service"], request.match_info.get("tail", "")
+        if not SERVICE_NAME.match(service):
+            return error(400, f"{service!r} is not a service name")
+        sherlock = self.sherlock
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        attempts = 1 + (sherlock.retries if request.method in IDEMPOTENT else 0)
+        tried: set[str] = set()
+        started = time.time()
+        for attempt in range(1, attempts + 1):
+            try:
+                endpoint = sherlock.acquire(service, frozenset(tried))
+            except NoInstances as reason:
+                if attempt == 1:
+                    sherlock.record_no_instances(service, started)
+                return error(503, str(reason))
+            tried.add(endpoint.id)
+            query = f"?{request.query_string}" if request.query_string else ""
+            began = time.monotonic()
+            try:
+                async with self.client.request(request.method, f"{endpoint.url}/{tail}{query}",
+                                               headers=headers, data=body) as upstream:
+                    payload = await upstream.read()
+            except asyncio.TimeoutError:  # noqa: UP041 - Python < 3.11 in some images
+                sherlock.release(endpoint, started, began, "timeout", None, attempt)
+                return error(504, f"{service} instance {endpoint.id} did not answer in time")
+            except aiohttp.ClientError as reason:
+                sherlock.release(endpoint, started, began, "refused", None, attempt)
+                if attempt == attempts:
+                    return error(502, f"{service} instance {endpoint.id} failed: {reason}")
+                continue
+            outcome = "ok" if upstream.status < 500 else "error"
+            sherlock.release(endpoint, started, began, outcome, upstream.status, attempt)
+            response_headers = {k: v for k, v in upstream.headers.items()
+                                if k.lower() not in HOP_BY_HOP}
+            response_headers["X-Sherlock-Instance"] = endpoint.id
+            return web.Response(status=upstream.status, body=payload, headers=response_headers)
+        return error(502, f"no instance of {service} answered")
+
+    async def client_session(self, app: web.Application):
+        timeout = aiohttp.ClientTimeout(total=self.sherlock.timeout,
+                                        sock_connect=self.sherlock.connect_timeout)
+        self.client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        yield
+        await self.client.close()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.cleanup_ctx.append(self.client_session)
+        app.router.add_route("*", "/{service}/{tail:.*}", self.forward)
+        app.router.add_route("*", "/{service}", self.forward)
+        return app
 
 
 def create_app(sherlock: Sherlock) -> web.Application:
-    async def client_session(app: web.Application):
-        timeout = aiohttp.ClientTimeout(total=sherlock.timeout,
-                                        sock_connect=sherlock.connect_timeout)
-        app[CLIENT] = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
-        yield
-        await app[CLIENT].close()
-
-    app = web.Application()
-    app[SHERLOCK] = sherlock
-    app.cleanup_ctx.append(client_session)
-    app.router.add_route("*", "/{service}/{tail:.*}", forward)
-    app.router.add_route("*", "/{service}", forward)
-    return app
+    return Proxy(sherlock).app()
 
 
 def serve(sherlock: Sherlock, host: str = "127.0.0.1", port: int = 8000) -> None:
