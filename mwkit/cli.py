@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "mwkit.sherlock.commands",
     "mwkit.wizard.commands",
     "mwkit.wizard.image_commands",
+    "mwkit.stack_commands",
 ]
 
 

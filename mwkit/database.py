@@ -167,11 +167,13 @@ def local_mariadb(
     user: str = "lobsters",
     password: str | None = None,
     ready_timeout: float = 30.0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """A private MariaDB server as a local process; yields its ``mysql://`` URL.
 
     Its data, socket, log and pid file live in a new folder under ``workdir``; the
-    server and the folder are gone when the block ends.
+    server and the folder are gone when the block ends. ``env`` is added to the server's
+    environment (the process runtime marks what it must find again after a crash).
     """
     install_db, mariadbd = _program("mariadb-install-db"), _program("mariadbd")
     password = password or secrets.token_hex(12)
@@ -196,7 +198,7 @@ def local_mariadb(
                  f"--pid-file={folder / 'mariadbd.pid'}", f"--port={port}",
                  "--bind-address=127.0.0.1", "--skip-name-resolve", "--skip-log-bin",
                  f"--init-file={init_file}", *as_root],
-                log_path=log_path,
+                log_path=log_path, env=env,
             )
             url = mysql_url(user, password, "127.0.0.1", port, database)
 

@@ -8,7 +8,6 @@ import pytest
 import requests
 from helpers_wizard import listed, make_repo, make_service, unavailable, wait_until
 
-from mwkit.directory import run_directory
 from mwkit.wizard.runtimes import WizardError, get_runtime
 from mwkit.wizard.source import ServiceSource
 from mwkit.wizard.wizard import Wizard
@@ -31,27 +30,27 @@ def runtime():
 
 
 @pytest.fixture
-def directory(runtime, tmp_path):
-    """A Directory process on the host, bound to the mwkit network's gateway address:
-    reachable from the host and from the containers."""
-    runtime._network()
-    network = runtime.client.networks.get("mwkit")
-    gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
-    with run_directory(host=gateway, log_path=tmp_path / "directory.log") as url:
-        yield url
+def directory(runtime, workdir):
+    """The Directory as a container of the stack: the host reaches it on a published
+    loopback port, the instances by name on the network."""
+    url, _, handle = runtime.start_directory(workdir)
+    yield url
+    runtime.kill(handle)
 
 
-def containers(runtime, workdir) -> list:
-    return runtime.client.containers.list(
+def containers(runtime, workdir, infrastructure=False) -> list:
+    """The workdir's instance containers (and the Directory's too, with infrastructure)."""
+    found = runtime.client.containers.list(
         all=True, filters={"label": f"mwkit.workdir={workdir.resolve()}"})
+    return [c for c in found if infrastructure or "mwkit.role" not in c.labels]
 
 
 @pytest.fixture
 def workdir(runtime, tmp_path):
     workdir = tmp_path / "work"
     yield workdir
-    assert containers(runtime, workdir) == []  # nothing is left behind
-    runtime.cleanup_orphans(workdir, directory=True)
+    assert containers(runtime, workdir, infrastructure=True) == []  # nothing is left behind
+    runtime.cleanup_orphans(workdir, infrastructure=True)
 
 
 @pytest.fixture
@@ -150,7 +149,7 @@ def test_the_directory_container_serves_host_and_instances(tmp_path, workdir, ru
     with Wizard(workdir, runtime="docker", directory_url=url, sources=sources) as wizard:
         wizard.svrun("tiny", "v1", "v1")
         assert "tiny-v1-1" in listed(url, "tiny")
-    removed = runtime.cleanup_orphans(workdir, directory=True)
+    removed = runtime.cleanup_orphans(workdir, infrastructure=True)
     assert any("mwkit-directory" in line for line in removed)
 
 

@@ -176,7 +176,7 @@ def test_the_cli(tmp_path, directory):
         assert "tiny: listening" in mwkit("logs", "tiny-v1-1", "-n", "20")
     finally:
         out = mwkit("down")
-    assert "removed 1 instance" in out
+    assert "removed tiny-v1-1" in out
     assert listed(directory, "tiny") == {}
     assert "no instances" in mwkit("status")
 

@@ -1,4 +1,4 @@
-"""The wizard's commands: ``mwkit svrun | svkill | scale | status | logs | down | demo-repo``.
+"""The wizard's commands: ``mwkit svrun | svkill | scale | status | logs | demo-repo``.
 
 Argument parsing only: each command is a few lines over :class:`mwkit.wizard.Wizard`
 (imported when a command runs, so ``mwkit --help`` stays fast).
@@ -83,12 +83,6 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _down(args: argparse.Namespace) -> int:
-    removed = _wizard(args).down(force=args.force)
-    print(f"removed {len(removed)} instance(s)" if removed else "nothing was running")
-    return 0
-
-
 def _demo_repo(args: argparse.Namespace) -> int:
     from mwkit.wizard.source import make_demo_repo
     from mwkit.wizard.wizard import KIT_ROOT
@@ -138,12 +132,6 @@ def register(subparsers) -> None:
     _common(parser)
     parser.set_defaults(handler=_logs)
 
-    parser = subparsers.add_parser("down", help="remove every instance of the workdir")
-    parser.add_argument("--force", action="store_true",
-                        help="also when the state file is damaged, and look for Docker "
-                             "containers of this workdir even if none is recorded")
-    _common(parser)
-    parser.set_defaults(handler=_down)
 
     parser = subparsers.add_parser("demo-repo", help="make the popularity demo Git repository")
     parser.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"))

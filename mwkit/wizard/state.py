@@ -49,7 +49,10 @@ class Instance:
 
     @property
     def url(self) -> str | None:
-        return f"http://{self.address}" if self.address else None
+        """Where this machine reaches the instance (a container's published port, if any)."""
+        handle = self.handle or {}
+        address = handle.get("published") or handle.get("address")
+        return f"http://{address}" if address else None
 
     @property
     def short_commit(self) -> str:

@@ -111,15 +111,16 @@ class Wizard:
     # --- launching ----------------------------------------------------------------------
 
     def svrun(self, service: str, tag: str, ref: str = "v1", wait: bool = True,
-              timeout: float = 30) -> Instance:
+              timeout: float = 30, env: dict[str, str] | None = None) -> Instance:
         """Launch one more instance of ``ref`` of ``service``, tagged ``tag``; with ``wait``,
-        return once the Directory lists it."""
-        instance, handle = self._launch(service, tag, ref)
+        return once the Directory lists it. ``env`` adds to the instance's environment."""
+        instance, handle = self._launch(service, tag, ref, env or {})
         if wait:
             self._await(instance, handle, timeout)
         return instance
 
-    def _launch(self, service: str, tag: str, ref: str) -> tuple[Instance, Handle]:
+    def _launch(self, service: str, tag: str, ref: str,
+                env: dict[str, str] | None = None) -> tuple[Instance, Handle]:
         from mwkit.wizard.source import checkout
         from mwkit.wizard.spec import load_spec
 
@@ -140,7 +141,7 @@ class Wizard:
                 raise WizardError(f"{spec.folder}/microwizard/microwizard.yml names the service "
                                   f"{spec.name!r}, but it was launched as {service!r}")
             instance.commit, instance.folder = done.commit, str(done.folder)
-            plan = self._plan(instance, done, spec, directory_url)
+            plan = self._plan(instance, done, spec, directory_url, env or {})
             self.progress(f"{instance.id}: starting on the {self.runtime.name} runtime")
             handle = self.runtime.start(plan)
         except Exception as error:
@@ -168,7 +169,8 @@ class Wizard:
         instance_dir.mkdir(parents=True)
         return instance
 
-    def _plan(self, instance: Instance, done, spec, directory_url: str) -> LaunchPlan:
+    def _plan(self, instance: Instance, done, spec, directory_url: str,
+              extra_env: dict[str, str]) -> LaunchPlan:
         from mwkit.wizard.spec import render_datawire_conf
 
         for_instances = self.runtime.instance_url(directory_url)
@@ -176,6 +178,7 @@ class Wizard:
                     "runtime": self.runtime.name}
         env = {
             **spec.env,
+            **extra_env,
             "MWKIT_SERVICE": instance.service,
             "MWKIT_INSTANCE_ID": instance.id,
             "MWKIT_TAG": instance.tag,
@@ -319,10 +322,11 @@ class Wizard:
         if errors:
             raise WizardError("; ".join(map(str, errors)))
 
-    def down(self, force: bool = False) -> list[str]:
+    def down(self, force: bool = False, infrastructure: bool = False) -> list[str]:
         """Remove everything of this workdir: every instance in the state file, and every
         instance the runtimes still find by their labels (after a crash), then the file.
-        ``force`` also works when the state file is damaged."""
+        ``force`` also works when the state file is damaged; ``infrastructure`` also removes
+        the stack's Directory and database."""
         try:
             instances = self.state.instances()
         except StateError:
@@ -340,7 +344,7 @@ class Wizard:
             names.add("docker")
         for name in sorted(names):
             try:
-                removed += self._runtime(name).cleanup_orphans(self.workdir)
+                removed += self._runtime(name).cleanup_orphans(self.workdir, infrastructure)
             except (ImportError, WizardError) as error:
                 if name in {i.runtime for i in instances} | {self.runtime.name}:
                     raise

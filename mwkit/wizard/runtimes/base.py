@@ -108,10 +108,14 @@ class Runtime(Protocol):
     def logs(self, handle: Handle, lines: int = 50) -> str:
         """The last ``lines`` lines of the instance's output."""
 
-    def cleanup_orphans(self, workdir: Path, directory: bool = False) -> list[str]:
+    def cleanup_orphans(self, workdir: Path, infrastructure: bool = False) -> list[str]:
         """Remove every instance of ``workdir`` this runtime can still find (also without a
-        state file, after a crash), and its Directory too when ``directory``; return what
-        was removed."""
+        state file, after a crash), and with ``infrastructure`` also what the stack runs
+        beside them (the Directory, the database); return what was removed."""
+
+    def infrastructure_marks(self, workdir: Path, role: str) -> dict[str, str]:
+        """Labels (docker) or environment (process) that let ``cleanup_orphans`` find a
+        piece of infrastructure (``role``: directory, database) started for ``workdir``."""
 
     def start_directory(self, workdir: Path, token: str | None = None) -> tuple[str, str, Handle]:
         """Start a Directory reachable by this runtime's instances; return

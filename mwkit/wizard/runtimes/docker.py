@@ -86,14 +86,15 @@ class DockerRuntime:
                               "minute) with `mwkit image build base`") from None
         return IMAGE
 
-    def _network(self) -> None:
-        """The ``mwkit`` network, created (labelled) when missing."""
+    def network(self) -> str:
+        """The stack's user-defined network, created (labelled) when missing; its name."""
         import docker.errors
 
         if self._networks():
-            return
+            return NETWORK
         with contextlib.suppress(docker.errors.APIError):  # created meanwhile by another
             self.client.networks.create(NETWORK, driver="bridge", labels=dict(MANAGED))
+        return NETWORK
 
     def _networks(self) -> list:
         """The ``mwkit`` network, if any (Docker's name filter also matches ``mwkit-x``)."""
@@ -109,7 +110,7 @@ class DockerRuntime:
                 raise WizardError(f"a container named {name} already exists and is not one of "
                                   f"{workdir}'s: remove it (`docker rm -f {name}`) or use it")
             old.remove(force=True)
-        self._network()
+        self.network()
         labels = {**MANAGED, "mwkit.workdir": str(workdir.resolve()), **labels}
         return self.client.containers.run(self._image(), name=name, labels=labels,
                                           network=NETWORK, detach=True, init=True, **options)
@@ -194,17 +195,18 @@ class DockerRuntime:
             return procs.log_tail(handle.log_path, lines)
         return container.logs(tail=lines).decode("utf-8", "replace").rstrip("\n")
 
-    def cleanup_orphans(self, workdir: Path, directory: bool = False) -> list[str]:
-        """Remove every container labelled with ``workdir`` (the Directory's too when asked)."""
+    def cleanup_orphans(self, workdir: Path, infrastructure: bool = False) -> list[str]:
+        """Remove every container labelled with ``workdir`` (the Directory and the database
+        too when asked)."""
         filters = {"label": ["mwkit.managed=1", f"mwkit.workdir={Path(workdir).resolve()}"]}
         removed = []
         for container in self.client.containers.list(all=True, filters=filters):
-            if container.labels.get("mwkit.role") == "directory" and not directory:
+            if container.labels.get("mwkit.role") and not infrastructure:
                 continue
             container.remove(force=True)
             removed.append(f"{container.labels.get('mwkit.instance', container.name)} "
                            f"(container {container.name})")
-        for network in self._networks() if directory else []:  # a full teardown
+        for network in self._networks() if infrastructure else []:  # a full teardown
             network.reload()
             if not network.containers:
                 with contextlib.suppress(Exception):  # in use again meanwhile
@@ -236,6 +238,9 @@ class DockerRuntime:
                                   f"{url} (it is {container.status}); its log:\n{logs}")
             time.sleep(0.1)
         return url, f"http://{DIRECTORY_NAME}:{DIRECTORY_PORT}", handle
+
+    def infrastructure_marks(self, workdir: Path, role: str) -> dict[str, str]:
+        return {**MANAGED, "mwkit.workdir": str(Path(workdir).resolve()), "mwkit.role": role}
 
     def instance_url(self, url: str) -> str:
         """A host loopback URL of a container published on 127.0.0.1 becomes the container's

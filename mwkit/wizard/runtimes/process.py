@@ -25,6 +25,7 @@ KIT_ROOT = Path(mwkit.__file__).resolve().parent.parent
 
 
 MARK = "MWKIT_RUNTIME_WORKDIR"  # set only by this runtime, on everything it starts
+ROLE = "MWKIT_ROLE"  # on the stack's infrastructure: directory, database
 
 
 def environ_of(pid: int) -> dict[str, str]:
@@ -105,7 +106,7 @@ class ProcessRuntime:
         if handle.pid in self._children:
             return True
         env = marked_groups(Path(handle.extra["workdir"])).get(handle.pid, {})
-        return handle.instance_id in (env.get("MWKIT_INSTANCE_ID"), env.get("MWKIT_DIRECTORY"))
+        return handle.instance_id in (env.get("MWKIT_INSTANCE_ID"), env.get(ROLE))
 
     def is_running(self, handle: Handle) -> bool:
         """The supervisor (the group's leader) still runs."""
@@ -131,11 +132,11 @@ class ProcessRuntime:
     def logs(self, handle: Handle, lines: int = 50) -> str:
         return procs.log_tail(handle.log_path, lines)
 
-    def cleanup_orphans(self, workdir: Path, directory: bool = False) -> list[str]:
+    def cleanup_orphans(self, workdir: Path, infrastructure: bool = False) -> list[str]:
         """SIGKILL every process group started for ``workdir`` (found by its environment)."""
         removed = []
         for pgid, env in marked_groups(workdir).items():
-            what = env.get("MWKIT_INSTANCE_ID") or (directory and env.get("MWKIT_DIRECTORY"))
+            what = env.get("MWKIT_INSTANCE_ID") or (infrastructure and env.get(ROLE))
             if what and kill_group(pgid):
                 removed.append(f"{what} (process group {pgid})")
         for pid, child in list(self._children.items()):
@@ -153,8 +154,7 @@ class ProcessRuntime:
                    "--port", str(port)] + (["--token", token] if token else [])
         log_path = folder / "directory.log"
         proc = procs.spawn(command, log_path=log_path, env={
-            "PYTHONPATH": str(KIT_ROOT), MARK: str(workdir.resolve()),
-            "MWKIT_DIRECTORY": "directory"})
+            "PYTHONPATH": str(KIT_ROOT), **self.infrastructure_marks(workdir, "directory")})
         self._children[proc.pid] = proc
         handle = Handle(runtime=self.name, instance_id="directory", instance_dir=str(folder),
                         pid=proc.pid, address=f"127.0.0.1:{port}",
@@ -165,6 +165,9 @@ class ProcessRuntime:
             self.kill(handle)
             raise
         return url, url, handle
+
+    def infrastructure_marks(self, workdir: Path, role: str) -> dict[str, str]:
+        return {MARK: str(Path(workdir).resolve()), ROLE: role}
 
     def instance_url(self, url: str) -> str:
         return url  # instances run on this machine: the host's URLs work as they are

@@ -1,0 +1,206 @@
+"""The demo stack: the Directory, the database and the monolith, with popularity beside.
+
+``Stack`` brings up, in order, what the Lobsters monolith needs before anyone reloads
+``/popular``: a Directory (where instances register), a database (SQLite by default, or
+MariaDB), and the monolith itself, deployed by the wizard like any other service. Then
+popularity instances come and go through :meth:`Stack.scale`, and :meth:`Stack.reloads`
+sends page reloads at the monolith while they do.
+
+    with Stack() as stack:              # the embedded default: processes and SQLite
+        stack.scale(3)
+        with stack.reloads(rate=10, duration=5) as reloads:
+            ...
+
+Everything started is removed on exit, on error, and by ``mwkit down`` after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mwkit import procs
+from mwkit.wizard.runtimes import get_runtime
+from mwkit.wizard.source import UNCOMMITTED
+from mwkit.wizard.wizard import Wizard
+
+DATABASES = ("sqlite", "mariadb")
+STACK_FILE = "stack.json"
+MONOLITH = "lobsters"
+SERVICE = "popularity"
+
+
+def describe_database(url: str) -> str:
+    """A database URL without its password, for people."""
+    head, at, tail = url.rpartition("@")
+    return f"{head.rpartition(':')[0]}:***@{tail}" if at else url
+
+
+class Stack:
+    """Directory + database + monolith on one runtime, and popularity scaled beside them."""
+
+    def __init__(
+        self,
+        workdir: Path | str = ".mwkit",
+        runtime: str | None = None,
+        database: str = "sqlite",
+        policy: str = "round_robin",
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if database not in DATABASES and "://" not in database:
+            raise ValueError(f"database must be one of {', '.join(DATABASES)} or a "
+                             f"mysql:// URL, not {database!r}")
+        self.workdir = Path(workdir).resolve()
+        self.runtime = get_runtime(runtime)
+        self.database = database
+        self.policy = policy
+        self.progress = progress or (lambda line: None)
+        self.directory_url: str | None = None
+        self.database_url: str | None = None
+        self.monolith_url: str | None = None
+        self.wizard: Wizard | None = None
+        self._resources = contextlib.ExitStack()
+
+    # --- bringing it up ---------------------------------------------------------------
+
+    def up(self) -> Stack:
+        """Start the Directory, the database and the monolith; on any failure, undo it all."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_directory()
+            self._start_database()
+            self.wizard = Wizard(self.workdir, runtime=self.runtime.name,
+                                 directory_url=self.directory_url,
+                                 database_url=self.database_url, progress=self.progress)
+            self._write_stack_file()
+            self.progress(f"starting the monolith ({MONOLITH}, Sherlock policy {self.policy})")
+            monolith = self.wizard.svrun(MONOLITH, "monolith", UNCOMMITTED, timeout=60,
+                                         env={"MWKIT_SHERLOCK_POLICY": self.policy})
+            self.monolith_url = monolith.url
+            self._write_stack_file()
+            self.progress(f"the monolith answers at {self.monolith_url}/popular")
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _start_directory(self) -> None:
+        self.progress(f"starting the Directory on the {self.runtime.name} runtime")
+        host_url, _, handle = self.runtime.start_directory(self.workdir)
+        self._resources.callback(self.runtime.kill, handle)
+        self.directory_url = host_url
+        self.progress(f"the Directory answers at {host_url}")
+
+    def _start_database(self) -> None:
+        if "://" in self.database:
+            self.database_url = self.database
+        elif self.database == "sqlite":
+            path = self.workdir / "data" / "lobsters.db"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.database_url = f"sqlite:///{path}"
+        elif self.runtime.name == "docker":
+            from mwkit.database import mariadb_container
+
+            self.progress("starting MariaDB in a container")
+            urls = self._resources.enter_context(mariadb_container(
+                self.runtime.client, self.runtime.network(), "mwkit-mariadb",
+                labels=self.runtime.infrastructure_marks(self.workdir, "database")))
+            self.database_url = urls.host
+        else:
+            from mwkit.database import local_mariadb
+
+            self.progress("starting a private MariaDB server")
+            marks = self.runtime.infrastructure_marks(self.workdir, "database")
+            self.database_url = self._resources.enter_context(
+                local_mariadb(self.workdir, env=marks))
+        self.progress(f"database: {describe_database(self.database_url)}")
+
+    def _write_stack_file(self) -> None:
+        """What ``mwkit svrun`` and friends read to find this stack from another process."""
+        info = {"runtime": self.runtime.name, "directory_url": self.directory_url,
+                "database_url": self.database_url, "monolith_url": self.monolith_url,
+                "policy": self.policy, "pid": os.getpid()}
+        path = self.workdir / STACK_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(info, indent=2))
+        temporary.replace(path)
+
+    # --- using it ---------------------------------------------------------------------
+
+    def scale(self, n: int, tag: str = "v1", ref: str | None = None) -> list:
+        """Run exactly ``n`` popularity instances tagged ``tag`` (from ``ref``, default the tag)."""
+        return self.wizard.scale(SERVICE, tag, n, ref=ref)
+
+    def reloads(self, rate: float = 10.0, duration: float | None = None,
+                count: int | None = None):
+        """Page reloads of the monolith's ``/popular`` (see :class:`mwkit.traffic.PageReloads`)."""
+        from mwkit.traffic import PageReloads
+
+        return PageReloads(f"{self.monolith_url}/popular.json", rate=rate, duration=duration,
+                           count=count)
+
+    def events(self):
+        """The Directory's events on the traffic's clock (see :class:`mwkit.traffic.EventLog`)."""
+        from mwkit.traffic import EventLog
+
+        return EventLog(self.directory_url)
+
+    def status(self) -> list:
+        return self.wizard.status() if self.wizard else []
+
+    # --- taking it down ---------------------------------------------------------------
+
+    def down(self) -> None:
+        """Remove every instance, the monolith, the database and the Directory."""
+        try:
+            if self.wizard is not None:
+                self.wizard.down()
+        finally:
+            self._resources.close()
+            (self.workdir / STACK_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> Stack:
+        return self.up()
+
+    def __exit__(self, *exc_info) -> None:
+        self.down()
+
+
+def teardown(workdir: Path | str = ".mwkit", force: bool = False,
+             progress: Callable[[str], None] = print) -> list[str]:
+    """Remove whatever a stack of ``workdir`` left running, also after a crash.
+
+    A running ``mwkit up`` is asked to stop first (it cleans up after itself); then every
+    instance, Directory and database the runtimes still find by their marks and labels is
+    removed, and the stack's files with them.
+    """
+    workdir = Path(workdir).resolve()
+    path = workdir / STACK_FILE
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        info = {}
+    except ValueError:
+        if not force:
+            raise RuntimeError(f"{path} is damaged: run `mwkit down --force`") from None
+        info = {}
+    owner = info.get("pid")
+    if owner and owner != os.getpid() and procs.signal_group(owner, 0):
+        progress(f"asking the running `mwkit up` (pid {owner}) to stop")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(owner, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and Path(f"/proc/{owner}").exists():
+            time.sleep(0.1)
+    wizard = Wizard(workdir, runtime=info.get("runtime"), progress=progress)
+    removed = wizard.down(force=force, infrastructure=True)
+    for leftover in workdir.glob("mariadb-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    path.unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,76 @@
+"""``mwkit up`` and ``mwkit demo``: the whole demo stack from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+
+from mwkit.sherlock.policies import POLICIES
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"),
+                        help="working folder (default: $MWKIT_WORKDIR or .mwkit)")
+    parser.add_argument("--runtime", default=None,
+                        help="process or docker (default: $MWKIT_RUNTIME or process)")
+    parser.add_argument("--db", default="sqlite",
+                        help="sqlite (default), mariadb (a private server), or a mysql:// URL")
+    parser.add_argument("--policy", default="round_robin", choices=sorted(POLICIES),
+                        help="how the monolith's Sherlock balances (default: round_robin)")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from mwkit.stack import Stack
+
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    with Stack(args.workdir, runtime=args.runtime, database=args.db, policy=args.policy,
+               progress=lambda line: print(line, flush=True)) as stack:
+        print(f"\nthe stack is up: open {stack.monolith_url}/popular\n"
+              f"in another terminal: mwkit svrun popularity v1 v1, mwkit scale popularity v1 3,"
+              f" mwkit status\nCtrl-C (or mwkit down) stops everything.", flush=True)
+        stopping.wait()
+        print("stopping the stack ...", flush=True)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mwkit.demo import run_demo
+
+    result = run_demo(args.runtime, args.db, args.output, args.workdir, policy=args.policy,
+                      progress=lambda line: print(line, flush=True))
+    return 0 if result.reloads else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    from mwkit.stack import teardown
+
+    removed = teardown(args.workdir, force=args.force,
+                       progress=lambda line: print(line, flush=True))
+    if not removed:
+        print("nothing was running")
+    return 0
+
+
+def register(subparsers) -> None:
+    up = subparsers.add_parser("up", help="start the Directory, the database and the monolith "
+                                          "(in the foreground; Ctrl-C stops them)")
+    _options(up)
+    up.set_defaults(handler=_up)
+    demo = subparsers.add_parser("demo", help="the end-to-end demo: scale, canary, kill -9, "
+                                              "and a picture of how the calls spread")
+    _options(demo)
+    demo.add_argument("--output", default="demo-output", help="where the picture and the "
+                                                              "table go (default: demo-output)")
+    demo.set_defaults(handler=_demo)
+    down = subparsers.add_parser("down", help="remove every instance, the Directory and the "
+                                              "database of the workdir, also after a crash")
+    down.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"),
+                      help="working folder (default: $MWKIT_WORKDIR or .mwkit)")
+    down.add_argument("--force", action="store_true",
+                      help="also when the state files are damaged, and look for Docker "
+                           "containers of this workdir even if none is recorded")
+    down.set_defaults(handler=_down)
