@@ -41,11 +41,8 @@ MANAGED = {"mwkit.managed": "1"}
 
 
 def kit_mounts() -> dict[str, dict]:
-    """mwkit's source (and the monolith's, which imports Sherlock), read-only."""
-    mounts = {str(KIT_ROOT / "mwkit"): {"bind": f"{KIT_DIR}/mwkit", "mode": "ro"}}
-    if (KIT_ROOT / "lobsters").is_dir():
-        mounts[str(KIT_ROOT / "lobsters")] = {"bind": f"{KIT_DIR}/lobsters", "mode": "ro"}
-    return mounts
+    """mwkit's own source, read-only: Watson runs from it, and the monolith imports Sherlock."""
+    return {str(KIT_ROOT / "mwkit"): {"bind": f"{KIT_DIR}/mwkit", "mode": "ro"}}
 
 
 def sqlite_mount(database_url: str) -> dict[str, dict]:
