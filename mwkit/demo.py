@@ -48,9 +48,12 @@ class DemoResult:
 
 def run_demo(runtime: str | None = None, database: str = "sqlite",
              output: Path | str = "demo-output", workdir: Path | str = ".mwkit",
-             rate: float = 10.0, policy: str = "round_robin",
+             rate: float = 10.0, policy: str = "round_robin", pace: float = 1.0,
              progress: Callable[[str], None] = print) -> DemoResult:
-    """Run every step under steady page reloads; write the picture and the table."""
+    """Run every step under steady page reloads; write the picture and the table.
+
+    ``pace`` scales how long each step is watched (0.5: twice as fast, for tests).
+    """
     output = Path(output)
     started = time.monotonic()
     with Stack(workdir, runtime=runtime, database=database, policy=policy,
@@ -61,7 +64,7 @@ def run_demo(runtime: str | None = None, database: str = "sqlite",
                 progress(f"--- {step.label} ---")
                 events.mark(step.label)
                 step.action(stack)
-                time.sleep(step.watch)
+                time.sleep(step.watch * pace)
         events.poll()
         records = reloads.records()
     labels = instance_labels(records)

@@ -163,6 +163,7 @@ class Stack:
                 self.wizard.down()
         finally:
             self._resources.close()
+            self.runtime.cleanup_orphans(self.workdir, infrastructure=True)  # and the network
             (self.workdir / STACK_FILE).unlink(missing_ok=True)
 
     def __enter__(self) -> Stack:
