@@ -46,7 +46,7 @@ class DemoResult:
     failed: int
 
 
-def run_demo(runtime: str | None = None, database: str = "sqlite",
+def run_demo(runtime: str | None = None, database: str | None = None,
              output: Path | str = "demo-output", workdir: Path | str = ".mwkit",
              rate: float = 10.0, policy: str = "round_robin", pace: float = 1.0,
              progress: Callable[[str], None] = print) -> DemoResult:
@@ -72,7 +72,7 @@ def run_demo(runtime: str | None = None, database: str = "sqlite",
     picture = plots.save(plots.dashboard(records, events.events(), events.marks(), labels),
                          output / "demo.png")
     summary_path = output / "summary.md"
-    summary_path.write_text(f"# mwkit demo ({stack.runtime.name}, {database}, {policy})\n\n"
+    summary_path.write_text(f"# mwkit demo ({stack.runtime.name}, {stack.database}, {policy})\n\n"
                             f"{to_markdown(rows)}\n")
     table = format_table(rows)
     progress(f"\n{table}\n")

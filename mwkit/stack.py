@@ -49,10 +49,11 @@ class Stack:
         self,
         workdir: Path | str = ".mwkit",
         runtime: str | None = None,
-        database: str = "sqlite",
+        database: str | None = None,
         policy: str = "round_robin",
         progress: Callable[[str], None] | None = None,
     ) -> None:
+        database = database or os.environ.get("MWKIT_DB", "sqlite")
         if database not in DATABASES and "://" not in database:
             raise ValueError(f"database must be one of {', '.join(DATABASES)} or a "
                              f"mysql:// URL, not {database!r}")
@@ -79,16 +80,32 @@ class Stack:
                                  directory_url=self.directory_url,
                                  database_url=self.database_url, progress=self.progress)
             self._write_stack_file()
-            self.progress(f"starting the monolith ({MONOLITH}, Sherlock policy {self.policy})")
-            monolith = self.wizard.svrun(MONOLITH, "monolith", UNCOMMITTED, timeout=60,
-                                         env={"MWKIT_SHERLOCK_POLICY": self.policy})
-            self.monolith_url = monolith.url
-            self._write_stack_file()
-            self.progress(f"the monolith answers at {self.monolith_url}/popular")
+            self._start_monolith()
         except BaseException:
             self.down()
             raise
         return self
+
+    def _start_monolith(self) -> None:
+        self.progress(f"starting the monolith ({MONOLITH}, Sherlock policy {self.policy})")
+        monolith = self.wizard.svrun(MONOLITH, "monolith", UNCOMMITTED, timeout=60,
+                                     env={"MWKIT_SHERLOCK_POLICY": self.policy})
+        self.monolith_url = monolith.url
+        self._write_stack_file()
+        self.progress(f"the monolith answers at {self.monolith_url}/popular")
+
+    def use_policy(self, policy: str) -> None:
+        """Restart the monolith so that its Sherlock balances with ``policy``.
+
+        Sherlock's policy is the client's own setting, as a library's would be: changing it
+        means restarting the process that uses it.
+        """
+        from mwkit.sherlock.policies import make_policy
+
+        make_policy(policy)  # an unknown name fails before anything stops
+        self.wizard.scale(MONOLITH, "monolith", 0)
+        self.policy = policy
+        self._start_monolith()
 
     def _start_directory(self) -> None:
         self.progress(f"starting the Directory on the {self.runtime.name} runtime")

@@ -15,8 +15,9 @@ def _options(parser: argparse.ArgumentParser) -> None:
                         help="working folder (default: $MWKIT_WORKDIR or .mwkit)")
     parser.add_argument("--runtime", default=None,
                         help="process or docker (default: $MWKIT_RUNTIME or process)")
-    parser.add_argument("--db", default="sqlite",
-                        help="sqlite (default), mariadb (a private server), or a mysql:// URL")
+    parser.add_argument("--db", default=None,
+                        help="sqlite (the default, or $MWKIT_DB), mariadb (a private server "
+                             "or container), or a mysql:// URL")
     parser.add_argument("--policy", default="round_robin", choices=sorted(POLICIES),
                         help="how the monolith's Sherlock balances (default: round_robin)")
 
