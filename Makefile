@@ -9,7 +9,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.mwkit-installed
 
-.PHONY: demo test lab lint down venv
+.PHONY: demo test test-notebooks-docker lab lint down venv
 
 venv: $(STAMP)
 
@@ -23,9 +23,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mwkit demo $(ARGS)
 
+NBVAL = --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest $(NBVAL) tests notebooks $(ARGS)
+
+test-notebooks-docker: $(STAMP)
+	MWKIT_RUNTIME=docker MWKIT_DB=mariadb $(BIN)/pytest $(NBVAL) notebooks $(ARGS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -66,9 +66,31 @@ def signal_group(pid: int, sig: int) -> bool:
     return True
 
 
-def group_alive(pid: int) -> bool:
-    """True while any process of the group led by ``pid`` still exists."""
-    return signal_group(pid, 0)
+def _stat(pid: int | str) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ..."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def process_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of group ``pgid`` still runs (zombies do not count: where
+    nobody reaps them, as in a container without an init, they linger)."""
+    if not signal_group(pgid, 0):
+        return False
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(entry.name)
+            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+                return True
+    return False
 
 
 def stop_group(proc: subprocess.Popen | int, grace: float = 5.0) -> None:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mwkit import procs
+from mwkit.procs import process_alive
 from mwkit.wizard.runtimes import get_runtime
 from mwkit.wizard.source import UNCOMMITTED
 from mwkit.wizard.wizard import Wizard
@@ -209,12 +209,12 @@ def teardown(workdir: Path | str = ".mwkit", force: bool = False,
             raise RuntimeError(f"{path} is damaged: run `mwkit down --force`") from None
         info = {}
     owner = info.get("pid")
-    if owner and owner != os.getpid() and procs.signal_group(owner, 0):
+    if owner and owner != os.getpid() and process_alive(owner):
         progress(f"asking the running `mwkit up` (pid {owner}) to stop")
         with contextlib.suppress(ProcessLookupError):
             os.kill(owner, signal.SIGTERM)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and Path(f"/proc/{owner}").exists():
+        while time.monotonic() < deadline and process_alive(owner):
             time.sleep(0.1)
     wizard = Wizard(workdir, runtime=info.get("runtime"), progress=progress)
     removed = wizard.down(force=force, infrastructure=True)

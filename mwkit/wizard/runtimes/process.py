@@ -63,13 +63,6 @@ def kill_group(pgid: int, timeout: float = 5.0) -> bool:
     return True
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
 class ProcessRuntime:
     """Instances as process groups on this machine, reachable at 127.0.0.1."""
 
@@ -113,7 +106,7 @@ class ProcessRuntime:
         child = self._children.get(handle.pid)
         if child is not None:
             return child.poll() is None
-        return self._ours(handle) and not _is_zombie(handle.pid)
+        return self._ours(handle) and procs.process_alive(handle.pid)
 
     def stop(self, handle: Handle, grace: float) -> None:
         """SIGTERM the supervisor only: it drains and stops the service in the right order."""
