@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = [
@@ -18,6 +19,17 @@ COMMAND_MODULES = [
     "mwkit.wizard.image_commands",
     "mwkit.stack_commands",
 ]
+
+
+def add_workdir_option(parser: argparse.ArgumentParser) -> None:
+    """``--workdir``: where a stack and its instances keep their state (shared by commands)."""
+    parser.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"),
+                        help="working folder (default: $MWKIT_WORKDIR or .mwkit)")
+
+
+def add_runtime_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", default=None,
+                        help="process or docker (default: $MWKIT_RUNTIME or process)")
 
 
 def build_parser() -> argparse.ArgumentParser:

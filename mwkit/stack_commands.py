@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 
+from mwkit.cli import add_runtime_option, add_workdir_option
 from mwkit.sherlock.policies import POLICIES
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"),
-                        help="working folder (default: $MWKIT_WORKDIR or .mwkit)")
-    parser.add_argument("--runtime", default=None,
-                        help="process or docker (default: $MWKIT_RUNTIME or process)")
+    add_workdir_option(parser)
+    add_runtime_option(parser)
     parser.add_argument("--db", default=None,
                         help="sqlite (the default, or $MWKIT_DB), mariadb (a private server "
                              "or container), or a mysql:// URL")
@@ -69,8 +67,7 @@ def register(subparsers) -> None:
     demo.set_defaults(handler=_demo)
     down = subparsers.add_parser("down", help="remove every instance, the Directory and the "
                                               "database of the workdir, also after a crash")
-    down.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"),
-                      help="working folder (default: $MWKIT_WORKDIR or .mwkit)")
+    add_workdir_option(down)
     down.add_argument("--force", action="store_true",
                       help="also when the state files are damaged, and look for Docker "
                            "containers of this workdir even if none is recorded")

@@ -7,15 +7,14 @@ Argument parsing only: each command is a few lines over :class:`mwkit.wizard.Wiz
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+
+from mwkit.cli import add_runtime_option, add_workdir_option
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"),
-                        help="the wizard's working folder (default: $MWKIT_WORKDIR or .mwkit)")
-    parser.add_argument("--runtime", default=None,
-                        help="process or docker (default: $MWKIT_RUNTIME or process)")
+    add_workdir_option(parser)
+    add_runtime_option(parser)
     parser.add_argument("--directory", default=None,
                         help="the Directory's URL (default: $MWKIT_DIRECTORY_URL, else the "
                              "directory_url in <workdir>/stack.json written by `mwkit up`)")
@@ -134,5 +133,5 @@ def register(subparsers) -> None:
 
 
     parser = subparsers.add_parser("demo-repo", help="make the popularity demo Git repository")
-    parser.add_argument("--workdir", default=os.environ.get("MWKIT_WORKDIR", ".mwkit"))
+    add_workdir_option(parser)
     parser.set_defaults(handler=_demo_repo)
