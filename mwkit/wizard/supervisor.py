@@ -138,13 +138,13 @@ class Supervisor:
             self._give_back_state_dir()
 
     def _lifecycle(self) -> int:
-        self.phase.write("initializing", instance=self.settings.instance_id)
         try:
             config = watson_config(self.settings)
         except Exception as error:  # noqa: BLE001 - any bad config ends the instance
             self.phase.write("failed", reason=f"bad Watson configuration: {error}")
             return CONFIG_FAILED
-        self.phase.write("initializing", address=urlsplit(config.service_url).netloc)
+        self.phase.write("initializing", instance=self.settings.instance_id,
+                         address=urlsplit(config.service_url).netloc)
         code = self._run_child("init")
         if self.stopping.is_set():
             self.phase.write("stopped", reason="stopped during init")
