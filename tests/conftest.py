@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,49 @@ def missing(requirement: str) -> str | None:
             return "Playwright is not installed"
         return None if Path("/usr/bin/chromium").exists() else "no /usr/bin/chromium"
     return None
+
+
+KIT_PROCESS = re.compile(r"mwkit|echo_service|popularity\.py|lobsters|mariadbd|jupyter")
+
+
+def kit_processes() -> dict[int, str]:
+    """Processes that look like the kit's (or a test's): pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and KIT_PROCESS.search(command) and "pytest" not in command:
+            found[int(entry.name)] = command
+    return found
+
+
+def kit_containers() -> list[str]:
+    """Names of the containers the kit labels as its own (none without Docker)."""
+    if missing("docker"):
+        return []
+    from mwkit.wizard.engine import docker_client
+
+    return [c.name for c in docker_client().containers.list(
+        all=True, filters={"label": "mwkit.managed=1"})]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running():
+    """After the whole run, no process or container the tests started may be left."""
+    before, containers_before = kit_processes(), kit_containers()
+    yield
+    deadline = time.monotonic() + 10
+    while (left := {p: c for p, c in kit_processes().items() if p not in before}) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"the tests left processes running: {left}"
+    left_containers = set(kit_containers()) - set(containers_before)
+    assert not left_containers, f"the tests left containers: {left_containers}"
 
 
 def pytest_runtest_setup(item):
