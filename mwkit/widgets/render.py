@@ -103,34 +103,35 @@ def topology_svg(rows: Sequence, colours: dict[str, str], slots: int = 6) -> str
     ones are the Directory's side: Watsons register instances, Sherlock gets the pushes.
     Each instance box has its state's colour and, at its left edge, its plot colour.
     """
-    width, height = 560, 250
+    width, height = 470, 250
+    left, right = 300, 460  # the instances' column
     row_height = (height - 20) / max(slots, len(rows), 1)
     middle = height / 2 - 30
     parts = [f'<svg class="mwkit-topology" xmlns="http://www.w3.org/2000/svg" '
              f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
              f'style="{FONT}">',
-             box(8, middle - 22, 110, 44, "#eef3fb", "lobsters /popular"),
-             line(118, middle, 160, middle, "#444"),
-             box(160, middle - 22, 100, 44, "#fff7e0", "Sherlock"),
-             box(160, height - 52, 100, 40, "#f3eefb", "Directory", dashed=True),
-             line(210, height - 52, 210, middle + 22, "#7a5aa8", dashed=True, width=1.2),
-             f'<text x="216" y="{(height - 52 + middle + 22) / 2 + 4}" fill="#7a5aa8" '
+             box(4, middle - 22, 110, 44, "#eef3fb", "lobsters /popular"),
+             line(114, middle, 150, middle, "#444"),
+             box(150, middle - 22, 90, 44, "#fff7e0", "Sherlock"),
+             box(150, height - 52, 90, 40, "#f3eefb", "Directory", dashed=True),
+             line(195, height - 52, 195, middle + 22, "#7a5aa8", dashed=True, width=1.2),
+             f'<text x="201" y="{(height - 52 + middle + 22) / 2 + 4}" fill="#7a5aa8" '
              'font-size="10">push</text>']
     if not rows:
-        parts.append(f'<text x="330" y="{middle + 4}" fill="#999">no popularity instances'
+        parts.append(f'<text x="{left}" y="{middle + 4}" fill="#999">no popularity instances'
                      '</text>')
     for index, row in enumerate(rows):
         y = 10 + index * row_height
         centre = y + (row_height - 6) / 2
         colour = state_colour(row.state)
         routed = row.state == "registered"
-        parts.append(line(260, middle, 330, centre, colour if routed else "#cccccc",
+        parts.append(line(240, middle, left, centre, colour if routed else "#cccccc",
                           dashed=not routed, width=2 if routed else 1.2))
-        parts.append(line(260, height - 32, 330, centre, "#c9b8e0", dashed=True, width=0.8))
-        parts.append(box(330, y, 220, row_height - 6, colour,
+        parts.append(line(240, height - 32, left, centre, "#c9b8e0", dashed=True, width=0.8))
+        parts.append(box(left, y, right - left, row_height - 6, colour,
                          f"{short(row.instance)}  {row.state}", stroke=colour,
                          text_colour="white"))
-        parts.append(f'<rect x="330" y="{y}" width="8" height="{row_height - 6}" '
+        parts.append(f'<rect x="{left}" y="{y}" width="8" height="{row_height - 6}" '
                      f'fill="{colours.get(row.instance, UNKNOWN_STATE)}"/>')
     parts.append("</svg>")
     return "".join(parts)
@@ -158,12 +159,14 @@ def status_html(counts: dict[str, int], rows: Sequence, records: Sequence[Reload
     """One line: wanted and registered per tag, the recent reloads, what runs, the error."""
     registered = {tag: sum(1 for r in rows if r.tag == tag and r.state == "registered")
                   for tag in counts}
-    failed = sum(1 for record in records if not record.ok)
+    unserved = sum(1 for record in records if record.outcome == "no_service")
+    failed = sum(1 for record in records if not record.ok) - unserved
     parts = [f"<b>v1</b> {counts.get('v1', 0)} wanted, {registered.get('v1', 0)} registered",
              f"<b>v2 canary</b> {'on' if counts.get('v2') else 'off'}",
-             (f"<b>reloads</b> {len(records)} in the window, "
-              f'<span style="color: {"#d62728" if failed else "#2ca02c"}">{failed} failed</span>'
-              if traffic_on else "<b>reloads</b> off")]
+             (f"<b>reloads</b> {len(records)} in the window: "
+              f'<span style="color: {"#b35c5c" if unserved else "#2ca02c"}">{unserved} found '
+              f'no service</span>, <span style="color: {"#d62728" if failed else "#2ca02c"}">'
+              f"{failed} failed</span>" if traffic_on else "<b>reloads</b> off")]
     if doing:
         parts.append(f'<span style="color: #b8860b">working: {html.escape(doing)}\u2026</span>')
     text = " &nbsp;\u00b7&nbsp; ".join(parts)

@@ -35,8 +35,8 @@ class ControlPanel:
         self.refresh_seconds = refresh_seconds
         self.slider = widgets.IntSlider(
             value=model.counts["v1"], min=0, max=LIMITS["v1"], description="v1 instances",
-            continuous_update=False, style={"description_width": "90px"},
-            layout=widgets.Layout(width="300px"))
+            continuous_update=False, style={"description_width": "initial"},
+            layout=widgets.Layout(width="320px"))
         self.canary = widgets.ToggleButton(
             value=model.counts["v2"] > 0, description="v2 canary (slow)", icon="flask",
             tooltip="run one instance of the slow v2 beside v1", layout=self._button_layout())
@@ -58,12 +58,14 @@ class ControlPanel:
                              (self.topology, "mwkit-topology-box"),
                              (self.status, "mwkit-status-box"), (self.slider, "mwkit-v1")):
             widget.add_class(name)
-        controls = widgets.VBox([self.slider, self.canary, self.kill, self.kill_hard,
-                                 self.traffic], layout=widgets.Layout(width="310px"))
+        controls = widgets.VBox(
+            [self.slider, self.canary, self.kill, self.kill_hard, self.traffic],
+            layout=widgets.Layout(width="330px", flex="0 0 auto"))
+        top = widgets.HBox([controls, self.topology],
+                           layout=widgets.Layout(flex_flow="row wrap"))  # narrow: stacked
         self.widget = widgets.VBox(
-            [widgets.HTML("<b>popularity control panel</b>"),
-             widgets.HBox([controls, self.topology]), self.plot, self.table, self.status],
-            layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+            [widgets.HTML("<b>popularity control panel</b>"), top, self.plot, self.table,
+             self.status], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
         self.widget.add_class("mwkit-panel")
 
         self.slider.observe(self._on_slider, "value")
