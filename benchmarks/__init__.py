@@ -1,0 +1,1 @@
+"""mwkit's benchmarks: ``python -m benchmarks [--quick] [--only N,...]`` (see run.py)."""

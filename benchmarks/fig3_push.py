@@ -80,12 +80,12 @@ def run(quick: bool, scratch: Path) -> Figure:
                    per="change", note="each change's slowest subscriber, paired by order"),
             Metric(f"Directory: bytes sent per change, {n} subscribers", "bytes",
                    [mine["bytes"] * n], per="change",
-                   note=f"{mine['bytes']:.0f} bytes per subscriber (SSE event with HTTP "
-                        "chunk framing)"),
+                   note=f"{mine['bytes']:.0f} bytes per subscriber: SSE event with HTTP "
+                        "chunk framing"),
             Metric(f"etcd watch: bytes sent per change, {n} watchers", "bytes",
                    [theirs["bytes"] * n], per="change",
-                   note=f"{theirs['bytes']:.0f} bytes per watcher (gateway JSON line with "
-                        "HTTP chunk framing)"),
+                   note=f"{theirs['bytes']:.0f} bytes per watcher: gateway JSON line with "
+                        "HTTP chunk framing"),
         )
     figure.notes.append(
         f"{changes} changes per count, {PAUSE * 1000:.0f} ms apart; the service has "

@@ -110,7 +110,7 @@ def measure(make_work, url: str, seconds: float) -> dict[str, list[float]]:
 
 def run(quick: bool, scratch: Path) -> Figure:
     figure = Figure(4, "registrations and heartbeats per second")
-    seconds = 2.0 if quick else 6.0
+    seconds = 1.0 if quick else 6.0
     with run_directory(log_path=scratch / "directory.log") as directory_url, \
             etcd(scratch) as etcd_url:
         rates = {"Directory": measure(directory_work, directory_url, seconds),

@@ -1,0 +1,169 @@
+"""The benchmarks produce well-formed figures (each in its smallest form, run once).
+
+No timing is asserted here: timings are the benchmark's output, not its correctness.
+What is checked: every figure runs to the end against the real parts (processes, etcd,
+HAProxy, Docker where marked), every metric has samples with finite medians and p99s,
+targets are judged, and the one command writes a Markdown and a JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+
+import pytest
+
+from benchmarks import markdown
+from benchmarks.common import Figure, Metric, at_least, below
+from benchmarks.run import main, parse_only
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def need(binary: str) -> None:
+    if shutil.which(binary) is None and not shutil.which(binary, path="/usr/sbin"):
+        from tests.helpers_services import unavailable
+
+        unavailable(f"{binary} is not installed (bash benchmarks/setup.sh)")
+
+
+def well_formed(figure: Figure, number: int) -> None:
+    assert figure.error is None, figure.error
+    assert figure.number == number and figure.metrics
+    for metric in figure.metrics:
+        summary = metric.summary()
+        assert summary["n"] >= 1, metric.name
+        assert math.isfinite(summary["median"]) and math.isfinite(summary["p99"]), metric.name
+        assert summary["min"] <= summary["median"] <= summary["p99"] <= summary["max"]
+        if metric.target and metric.check is not None:
+            assert metric.met in (True, False), metric.name
+    json.dumps(figure.to_json())  # the JSON report can hold it
+    assert f"Figure {number}" in markdown.figure_table(figure)
+
+
+# --- the pieces ----------------------------------------------------------------------------
+
+
+def test_metric_summary_and_targets():
+    metric = Metric("delay", "ms", [5, 1, 3, 2, 4], target="p99 < 5 ms", check=below(5))
+    assert metric.summary() == {"n": 5, "median": 3, "p99": 5, "min": 1, "max": 5}
+    assert metric.met is False  # p99 is 5: not below 5
+    assert Metric("rate", "1/s", [6000, 4000, 5000], check=at_least(5000)).met is True
+    assert Metric("none yet", "ms", [], check=below(1)).met is None
+    assert Metric("no target", "ms", [1.0]).met is None
+
+
+def test_markdown_marks_misses_and_errors():
+    figure = Figure(9, "made up", [Metric("delay", "ms", [150.0], target="p99 < 100 ms",
+                                          check=below(100))], notes=["a note"])
+    table = markdown.figure_table(figure)
+    assert "| delay | ms | 1 (run) | 150 | 150 | p99 < 100 ms | **missed** |" in table
+    assert "- a note" in table
+    failed = markdown.figure_table(Figure(9, "made up", error="RuntimeError: no etcd"))
+    assert "The benchmark failed:** RuntimeError: no etcd" in failed
+    assert markdown.number(0.01234) == "0.012" and markdown.number(12345.6) == "12,346"
+
+
+def test_only_picks_figures_and_quick_leaves_out_the_long_ones():
+    assert parse_only(None, quick=True) == [1, 2, 3, 4, 5, 6]
+    assert parse_only(None, quick=False) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert parse_only("7,3", quick=True) == [7, 3]
+    with pytest.raises(SystemExit, match="no figure"):
+        parse_only("9", quick=False)
+
+
+# --- each figure, smallest form ------------------------------------------------------------
+
+
+def test_the_command_writes_both_reports(tmp_path):
+    need("etcd")
+    code = main(["--quick", "--only", "3", "--output", str(tmp_path)])
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["command"] == f"python -m benchmarks --quick --only 3 --output {tmp_path}"
+    assert report["machine"]["cores"] >= 1 and [f["number"] for f in report["figures"]] == [3]
+    delays = [m for m in report["figures"][0]["metrics"] if m["name"].startswith("Directory: "
+                                                                                  "delay")]
+    assert [len(m["samples"]) > 0 for m in delays] == [True, True, True]
+    text = (tmp_path / "REPORT.md").read_text()
+    assert text.startswith("# mwkit benchmarks") and "### Figure 3" in text
+
+
+def test_figure_1_scale_up_on_processes(tmp_path):
+    from benchmarks import fig1_scale_up
+
+    figure = fig1_scale_up.run(True, tmp_path, runtimes=("process",))
+    well_formed(figure, 1)
+    names = [m.name for m in figure.metrics]
+    assert names == [f"process: {stage}" for stage in (*fig1_scale_up.STAGES, "total")]
+
+
+@pytest.mark.docker
+def test_figure_1_scale_up_on_docker(tmp_path):
+    from benchmarks import fig1_scale_up
+
+    figure = fig1_scale_up.run(True, tmp_path, runtimes=("docker",))
+    well_formed(figure, 1)
+
+
+def test_figure_2_scale_down_and_kill(tmp_path):
+    from benchmarks import fig2_scale_down
+
+    figure = fig2_scale_down.run(True, tmp_path)
+    well_formed(figure, 2)
+    failed = [m for m in figure.metrics if m.name.endswith("failed page reloads")]
+    assert len(failed) == 2 and all(m.target == "0" for m in failed)
+
+
+def test_figure_4_heartbeats(tmp_path):
+    need("etcd")
+    from benchmarks import fig4_heartbeats
+
+    figure = fig4_heartbeats.run(True, tmp_path)
+    well_formed(figure, 4)
+    rates = {m.name: m.summary()["median"] for m in figure.metrics}
+    assert rates["Directory: heartbeats per second"] > 0
+    assert rates["etcd: lease keep-alives per second"] > 0
+
+
+def test_figure_5_overhead(tmp_path):
+    need("haproxy")
+    from benchmarks import fig5_overhead
+
+    figure = fig5_overhead.run(True, tmp_path)
+    well_formed(figure, 5)
+    assert {"call latency, direct", "call latency, haproxy", "pick, peak_ewma"} <= {
+        m.name for m in figure.metrics}
+
+
+def test_figure_6_slow_instance(tmp_path):
+    from benchmarks import fig6_slow_instance
+
+    figure = fig6_slow_instance.run(True, tmp_path)
+    well_formed(figure, 6)
+    shares = {m.name.split(":")[0]: m.summary()["median"] for m in figure.metrics}
+    assert set(shares) == {"round_robin", "peak_ewma"}
+    assert all(0 <= share <= 100 for share in shares.values())
+
+
+def test_figure_7_one_notebook(tmp_path):
+    from benchmarks import fig7_notebooks
+
+    if not list(fig7_notebooks.NOTEBOOKS.glob("00_*.ipynb")):
+        pytest.skip("notebooks/00_*.ipynb is not written yet")
+    figure = fig7_notebooks.run(False, tmp_path, runtimes=("process",), numbers=("00",))
+    well_formed(figure, 7)
+    assert figure.metrics[0].note == "passed", figure.notes
+
+
+def test_figure_8_times_commands_and_their_failures(tmp_path):
+    """The fresh-clone figure is minutes long; its timing helper is checked here."""
+    from benchmarks.fig8_fresh_clone import timed
+
+    seconds, code = timed(["sh", "-c", "sleep 0.2; echo hi"], tmp_path, tmp_path / "log", 10)
+    assert code == 0 and seconds >= 0.2 and (tmp_path / "log").read_text() == "hi\n"
+    assert timed(["sh", "-c", "exit 3"], tmp_path, tmp_path / "log", 10)[1] == 3
+    assert timed(["sleep", "5"], tmp_path, tmp_path / "log", 0.2)[1] == 124
+    assert subprocess.run(["git", "--version"], capture_output=True).returncode == 0
