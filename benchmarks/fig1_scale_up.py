@@ -146,7 +146,11 @@ def run(quick: bool, scratch: Path, runtimes: tuple[str, ...] = ("process", "doc
     for runtime in runtimes:
         samples = 3 if quick else 12
         deadline = Deadline(30 if quick else 90)
-        results = measure(runtime, samples, scratch, deadline)
+        try:
+            results = measure(runtime, samples, scratch, deadline)
+        except Exception as error:  # noqa: BLE001 - one runtime failing keeps the other's
+            figure.notes.append(f"{runtime}: not measured: {type(error).__name__}: {error}")
+            continue
         add_runtime(figure, runtime, results, limits[runtime])
     figure.notes.append(
         f"Page reloads at {RATE:.0f}/s through the monolith (round robin) during every launch; "
