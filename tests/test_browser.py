@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,7 @@ import requests
 
 from mwkit.procs import free_port, spawn, stop_group, wait_for_http
 from mwkit.stack import teardown
+from mwkit.wizard.runtimes.process import marked_groups
 
 pytestmark = pytest.mark.browser
 
@@ -83,6 +85,26 @@ def jupyter_lab(tmp_path):
         finally:
             teardown(root / ".mwkit", progress=lambda line: None)
             stop_group(server, grace=10)
+    left = leftovers(tmp_path, root / ".mwkit")
+    assert not left, f"JupyterLab, its kernel or the notebook's stack left: {left}"
+
+
+def leftovers(tmp_path: Path, workdir: Path, wait: float = 10.0) -> list[str]:
+    """This test's processes still alive after ``wait`` s: JupyterLab and its kernel (their
+    command lines name ``tmp_path``) and the notebook's stack (marked with ``workdir``)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = [f"process group {pgid}" for pgid in marked_groups(workdir)]
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(tmp_path) in command and int(entry.name) != os.getpid():
+                found.append(f"{entry.name}: {command[:120]}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def test_the_slider_scales_popularity_in_a_real_browser(jupyter_lab):
