@@ -2,7 +2,7 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot: no window
 opens, no global state grows, and it works on a headless machine (Agg). In a notebook the
-returned Figure shows itself; elsewhere :func:`save` writes a PNG.
+returned Figure shows itself (a :class:`Picture`); elsewhere :func:`save` writes a PNG.
 
 A learner should read at a glance "three instances shared the load, then a slow canary
 came, then it left": one colour per instance (the same in every plot and every run), failed
@@ -11,6 +11,7 @@ reloads in red on top, and a vertical line for each Directory event and each mar
 
 from __future__ import annotations
 
+import io
 import math
 import zlib
 from collections.abc import Iterable, Sequence
@@ -74,10 +75,20 @@ def colours_for(labels: Iterable[str]) -> dict[str, str]:
     return taken
 
 
+class Picture(Figure):
+    """A Figure that shows itself in a notebook as a PNG, with no pyplot and no
+    ``%matplotlib inline`` needed (IPython asks an object for ``_repr_png_``)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=DPI)
+        return buffer.getvalue()
+
+
 def new_figure(rows: int = 1, height_ratios: Sequence[float] | None = None,
                size: tuple[float, float] = (11, 4.5)) -> tuple[Figure, list[Axes]]:
     """A Figure with ``rows`` axes sharing x, on an Agg canvas (no GUI, no pyplot)."""
-    figure = Figure(figsize=size, layout="constrained")
+    figure = Picture(figsize=size, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, 1, sharex=True, squeeze=False,
                            gridspec_kw={"height_ratios": height_ratios})[:, 0]

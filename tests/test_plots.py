@@ -160,3 +160,11 @@ def test_colours_stable_across_runs_and_distinct():
     assert colours_for([lone]) == {lone: colour_for(lone)}
     many = colours_for(f"id-{n}" for n in range(16))
     assert len(set(many.values())) == 16
+
+
+def test_a_figure_shows_itself_in_a_notebook_without_pyplot():
+    """IPython displays objects through _repr_png_: no `%matplotlib inline` needed."""
+    from IPython.core.formatters import PNGFormatter
+
+    png = PNGFormatter()(plots.calls_per_second([]))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
