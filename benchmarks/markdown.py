@@ -56,4 +56,5 @@ def report(data: dict, figures: list[Figure], findings: str = "") -> str:
         (f". Figures that failed to run: {', '.join(failed)}" if failed else "") + ".", "",
     ]
     body = [figure_table(figure) for figure in figures]
-    return "\n".join(head) + "\n" + "\n".join(body) + (f"\n{findings.strip()}\n" if findings else "")
+    tail = f"\n{findings.strip()}\n" if findings else ""
+    return "\n".join(head) + "\n" + "\n".join(body) + tail
