@@ -58,6 +58,14 @@ def test_ejection_doubles_and_a_success_resets_it():
     assert endpoint.available(1.0) and endpoint.eject_seconds == 1.0
 
 
+def test_a_refused_instance_stays_out_for_its_lease():
+    """By then the Directory has dropped a dead instance: no call reaches it again."""
+    endpoint = endpoints(1)[0]
+    endpoint.ttl = 3.0
+    endpoint.eject(now=0.0)
+    assert not endpoint.available(2.9) and endpoint.available(3.0)
+
+
 def test_unknown_policy_is_named():
     with pytest.raises(ValueError, match="unknown policy 'fastest'.*round_robin"):
         policies.make_policy("fastest")

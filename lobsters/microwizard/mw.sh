@@ -17,7 +17,8 @@ export PYTHONPATH="$package_root${PYTHONPATH:+:$PYTHONPATH}"
 
 init() {
     # Machines may be offline: install only what the interpreter cannot import yet.
-    if "$PYTHON" -c 'import flask, pymysql, requests' 2>/dev/null; then
+    # find_spec looks the modules up without importing them: a fast check at every start.
+    if "$PYTHON" -c 'import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ("flask", "pymysql", "requests")))' 2>/dev/null; then
         echo "lobsters: requirements already importable with $PYTHON"
     else
         "$PYTHON" -m pip install -r requirements.txt

@@ -28,8 +28,10 @@ class Instance:
     registered_at: float  # wall-clock time, for people
     expires_at: float = field(repr=False)  # monotonic time, for the lease
 
-    def to_json(self) -> dict:
-        return {
+    def __post_init__(self) -> None:
+        # Built once: every change of a service lists all its instances again, so a
+        # service of n instances would otherwise cost n dictionaries per registration.
+        self._json = {
             "service": self.service,
             "id": self.id,
             "address": self.address,
@@ -38,6 +40,10 @@ class Instance:
             "ttl": self.ttl,
             "registered_at": self.registered_at,
         }
+
+    def to_json(self) -> dict:
+        """The instance as the API shows it (shared: read it, do not change it)."""
+        return self._json
 
 
 @dataclass(frozen=True)
@@ -103,8 +109,9 @@ class Registry:
         instances = self._services.setdefault(service, {})
         existing = instances.get(instance_id)
         expires_at = self._clock() + ttl
-        if existing and existing.address == address and existing.metadata == metadata:
-            existing.ttl, existing.expires_at = ttl, expires_at
+        if existing and (existing.address, existing.metadata, existing.ttl) == (
+                address, metadata, ttl):
+            existing.expires_at = expires_at
             return None
         kind = "updated" if existing else "registered"
         instances[instance_id] = Instance(

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 
 from aiohttp import web
 
@@ -51,15 +52,21 @@ class Broker:
         self.subscribers.discard(queue)
 
     def publish(self, changes: list[Change]) -> None:
-        for change in changes:
-            message = sse("update", change.to_message(self.epoch), change.version)
-            for queue in list(self.subscribers):
-                try:
-                    queue.put_nowait(message)
-                except asyncio.QueueFull:  # too slow: end its stream; it resyncs on reconnect
-                    self.unsubscribe(queue)
-                    queue.get_nowait()  # make room for the end-of-stream marker
-                    queue.put_nowait(None)
+        for change in changes if self.subscribers else []:  # nobody listens: do not encode
+            self.send(sse("update", change.to_message(self.epoch), change.version))
+
+    def keepalive(self) -> None:
+        """A comment line on every stream, so that clients notice a vanished Directory."""
+        self.send(b": keepalive\n\n")
+
+    def send(self, message: bytes) -> None:
+        for queue in list(self.subscribers):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:  # too slow: end its stream; it resyncs on reconnect
+                self.unsubscribe(queue)
+                queue.get_nowait()  # make room for the end-of-stream marker
+                queue.put_nowait(None)
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -181,13 +188,7 @@ class DirectoryServer:
         try:
             await response.prepare(request)
             await response.write(b"".join(first) or b": up to date\n\n")
-            while True:
-                try:
-                    message = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                except asyncio.TimeoutError:  # noqa: UP041 - Python < 3.11 in some images
-                    message = b": keepalive\n\n"
-                if message is None:
-                    break
+            while (message := await queue.get()) is not None:
                 await response.write(message)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -196,10 +197,15 @@ class DirectoryServer:
         return response
 
     async def sweep_leases(self, app: web.Application):
-        """Background task: expire leases that ran out, and push the removals."""
+        """Background task: expire leases that ran out and push the removals; keep the
+    streams alive."""
         async def loop():
+            last_keepalive = time.monotonic()
             while True:
                 await asyncio.sleep(self.sweep_interval)
+                if time.monotonic() - last_keepalive >= KEEPALIVE_SECONDS:
+                    self.broker.keepalive()
+                    last_keepalive = time.monotonic()
                 changes = self.registry.expire()
                 for change in changes:
                     log.info("lease expired: %s now has %d instance(s)", change.service,

@@ -18,6 +18,7 @@ class Endpoint:
     url: str
     metadata: dict
     registered_at: float
+    ttl: float = EJECT_FIRST  # the lease the Directory gave it
     outstanding: int = 0
     latency_ewma: float = DEFAULT_LATENCY
     ejected_until: float = 0.0
@@ -30,15 +31,21 @@ class Endpoint:
     def from_json(cls, data: dict) -> Endpoint:
         return cls(service=data["service"], id=data["id"], address=data["address"],
                    url=data["url"], metadata=data.get("metadata", {}),
-                   registered_at=data.get("registered_at", 0.0))
+                   registered_at=data.get("registered_at", 0.0),
+                   ttl=data.get("ttl", EJECT_FIRST))
 
     def available(self, now: float) -> bool:
         return now >= self.ejected_until
 
     def eject(self, now: float) -> None:
-        """Take it out of rotation for a while; twice as long each time it fails again."""
-        self.ejected_until = now + self.eject_seconds
-        self.eject_seconds = min(self.eject_seconds * 2, EJECT_MAX)
+        """Take it out of rotation for a while; twice as long each time it fails again.
+
+        The first time, at least for its lease: a dead instance's Watson renews nothing, so
+        by then the Directory has dropped it; a live one is tried again after that.
+        """
+        seconds = max(self.eject_seconds, self.ttl)
+        self.ejected_until = now + seconds
+        self.eject_seconds = min(seconds * 2, EJECT_MAX)
 
     def record(self, latency: float, ok: bool, now: float) -> None:
         """Peak-EWMA: a slow answer counts at once; a fast one pulls the average down slowly."""

@@ -73,7 +73,7 @@ class Sherlock:
                     self._apply(message)
                     delay = RECONNECT_FIRST
             except DirectoryError as error:
-                if self.connected:
+                if self.connected and not self._closed.is_set():
                     log.warning("lost the Directory (%s); routing with the last table", error)
             self.connected = False
             self._closed.wait(delay)

@@ -4,7 +4,7 @@ The loop is the original's, made sturdier: check the health URL every ``period``
 ``rise`` successes in a row register (``DEAD -> LIVE``), after ``fall`` failures in a row
 deregister (``LIVE -> DEAD``). While live, each successful check also renews the lease, so
 an instance whose Watson dies is forgotten when its lease runs out. Before the first
-success it checks every 0.1 s instead of every period: a new instance gets traffic as soon
+success it checks every 0.02 s instead of every period: a new instance gets traffic as soon
 as it can answer. On stop it deregisters *first* and then waits ``drain`` seconds, so that
 routers stop sending calls before the instance goes away.
 """
@@ -23,7 +23,7 @@ from mwkit.watson.config import WatsonConfig
 
 log = logging.getLogger("mwkit.watson")
 
-STARTUP_INTERVAL = 0.1
+STARTUP_INTERVAL = 0.02  # cheap, and only until the first success
 
 
 class Watson:

@@ -1,0 +1,46 @@
+"""Run notebooks and keep the outputs of their checked cells only.
+
+nbval (``pytest --nbval-lax``) compares a cell marked ``# NBVAL_CHECK_OUTPUT`` with the
+output stored in the notebook, so those outputs must be committed; every other cell is
+committed without outputs, since they are noise (times, ports, pictures, widgets).
+Run this after changing a lesson, then review the diff:
+
+    .venv/bin/python scripts/record_notebook_outputs.py notebooks/04_*.ipynb
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def is_checked(cell) -> bool:
+    return cell.source.lstrip().startswith(CHECK_MARK) or \
+        "nbval-check-output" in cell.metadata.get("tags", [])
+
+
+def record(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            record_timing=False,
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if not is_checked(cell):
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(notebook, path)
+    checked = sum(is_checked(c) for c in notebook.cells if c.cell_type == "code")
+    print(f"{path}: recorded the outputs of {checked} checked cell(s)")
+
+
+if __name__ == "__main__":
+    paths = [Path(arg) for arg in sys.argv[1:]] or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
+    for notebook_path in paths:
+        record(notebook_path)
