@@ -35,6 +35,7 @@ def record(path: Path) -> None:
             continue
         if not is_checked(cell):
             cell.outputs, cell.execution_count = [], None
+    notebook.metadata.pop("widgets", None)  # the widgets' saved state: noise, too
     nbformat.write(notebook, path)
     checked = sum(is_checked(c) for c in notebook.cells if c.cell_type == "code")
     print(f"{path}: recorded the outputs of {checked} checked cell(s)")
