@@ -2,6 +2,7 @@
 #   make demo   the end-to-end demo on local processes (no Docker needed)
 #   make test   the test suite (Docker, MariaDB and browser tests skip where missing)
 #   make lab    JupyterLab on the notebook series
+#   make bench  the benchmarks (ARGS=--quick for a one-minute run)
 #   make down   remove whatever a crashed run left behind
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.mwkit-installed
 
-.PHONY: demo test test-notebooks-docker lab lint down venv
+.PHONY: demo test test-notebooks-docker bench lab lint down venv
 
 venv: $(STAMP)
 
@@ -31,6 +32,10 @@ test: $(STAMP)
 
 test-notebooks-docker: $(STAMP)
 	MWKIT_RUNTIME=docker MWKIT_DB=mariadb $(BIN)/pytest $(NBVAL) notebooks $(ARGS)
+
+bench: $(STAMP)
+	bash benchmarks/setup.sh
+	$(BIN)/python -m benchmarks $(ARGS)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -13,6 +13,7 @@ import requests
 from helpers_wizard import listed, make_repo, make_service, wait_until
 
 from mwkit.names import InvalidName
+from mwkit.procs import group_alive
 from mwkit.wizard.runtimes import WizardError, get_runtime
 from mwkit.wizard.source import ServiceSource
 from mwkit.wizard.state import StateError
@@ -22,11 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def group_gone(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    """No process of the group runs any more (a zombie nobody reaps does not count)."""
+    return not group_alive(pid)
 
 
 @pytest.fixture

@@ -56,11 +56,12 @@ def kill_group(pgid: int, timeout: float = 5.0) -> bool:
     if not procs.signal_group(pgid, signal.SIGKILL):
         return False
     deadline = time.monotonic() + timeout
-    while procs.group_alive(pgid) and time.monotonic() < deadline:
+    while True:
         with contextlib.suppress(ChildProcessError):  # our own child: reap it ourselves
             os.waitpid(pgid, os.WNOHANG)
+        if not procs.group_alive(pgid) or time.monotonic() > deadline:
+            return True
         time.sleep(0.01)
-    return True
 
 
 class ProcessRuntime:
