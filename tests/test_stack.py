@@ -63,6 +63,14 @@ def test_the_stack_from_no_service_to_three_and_a_hard_kill(tmp_path, runtime, d
         assert len(records) >= 60
         assert [r for r in records if not r.ok] == []  # a hard kill loses no reload
         assert {r.instance for r in records[-20:]} == {"popularity-v1-1", "popularity-v1-2"}
+
+        with stack.reloads(rate=20, duration=4) as reloads:
+            time.sleep(0.5)
+            stack.scale(1)  # graceful: Watson deregisters, drains, then SIGTERM
+            reloads.wait(10)
+        records = reloads.records()
+        assert [r for r in records if not r.ok] == []  # a graceful scale-down loses none
+        assert {r.instance for r in records[-20:]} == {"popularity-v1-1"}
     assert leftovers(stack) == []
     assert not (stack.workdir / "stack.json").exists()
 
