@@ -7,23 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers_wizard import CONF
 
 from mwkit.wizard.spec import HealthCheck, SpecError, load_spec, render_datawire_conf
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = """[Datawire]
-directory_host = ${DIRECTORY_URL}
-
-[Watson]
-service_name = ${SERVICE_NAME}
-service_url = ${SERVICE_URL}
-health_check_url = ${HEALTH_CHECK_URL}
-instance_id = ${INSTANCE_ID}
-period = ${PERIOD}
-timeout = ${TIMEOUT}
-rise = ${RISE}
-fall = ${FALL}
-"""
+TEMPLATE = CONF  # the tiny test service's datawire.conf template
 MINIMAL = "service_name: popularity\nservice_port: 5000\n"
 
 
@@ -130,7 +119,7 @@ def test_datawire_conf_is_rendered_for_one_instance(tmp_path):
     assert dict(config["Watson"]) == {
         "service_name": "popularity", "service_url": "http://127.0.0.1:5001",
         "health_check_url": "http://127.0.0.1:5001/health", "instance_id": "popularity-v1-1",
-        "period": "2", "timeout": "0.25", "rise": "3", "fall": "2",
+        "period": "2", "timeout": "0.25", "rise": "3", "fall": "2", "drain": "0.5",
     }
 
 
