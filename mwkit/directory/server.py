@@ -18,6 +18,7 @@ import time
 
 from aiohttp import web
 
+from mwkit.aio import new_event_loop
 from mwkit.directory import validate
 from mwkit.directory.registry import Change, Registry
 from mwkit.directory.validate import BadRequest
@@ -253,4 +254,4 @@ def serve(host: str = "127.0.0.1", port: int = 5353, token: str | None = None) -
     print(f"Directory listening on http://{host}:{port}"
           f"{' (writes need the token)' if token else ''}", flush=True)
     web.run_app(create_app(token), host=host, port=port, print=None, access_log=None,
-                shutdown_timeout=1.0)
+                shutdown_timeout=1.0, loop=new_event_loop())

@@ -13,6 +13,7 @@ import time
 import aiohttp
 from aiohttp import web
 
+from mwkit.aio import new_event_loop
 from mwkit.names import SERVICE_NAME
 from mwkit.sherlock.adapter import IDEMPOTENT
 from mwkit.sherlock.router import NoInstances, Sherlock
@@ -37,7 +38,7 @@ class Proxy:
         if not SERVICE_NAME.match(service):
             return error(400, f"{service!r} is not a service name")
         sherlock = self.sherlock
-        body = await request.read()
+        body = await request.read() if request.body_exists else None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         attempts = 1 + (sherlock.retries if request.method in IDEMPOTENT else 0)
         tried: set[str] = set()
@@ -93,7 +94,8 @@ def create_app(sherlock: Sherlock) -> web.Application:
 
 def serve(sherlock: Sherlock, host: str = "127.0.0.1", port: int = 8000) -> None:
     print(f"Sherlock proxy on http://{host}:{port}/<service>/...", flush=True)
-    asyncio.run(_serve(sherlock, host, port))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve(sherlock, host, port))
 
 
 async def _serve(sherlock: Sherlock, host: str, port: int) -> None:
