@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 
 import pytest
@@ -20,13 +19,6 @@ from benchmarks.common import Figure, Metric, at_least, below
 from benchmarks.run import main, parse_only
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def need(binary: str) -> None:
-    if shutil.which(binary) is None and not shutil.which(binary, path="/usr/sbin"):
-        from tests.helpers_services import unavailable
-
-        unavailable(f"{binary} is not installed (bash benchmarks/setup.sh)")
 
 
 def well_formed(figure: Figure, number: int) -> None:
@@ -77,8 +69,8 @@ def test_only_picks_figures_and_quick_leaves_out_the_long_ones():
 # --- each figure, smallest form ------------------------------------------------------------
 
 
+@pytest.mark.etcd
 def test_the_command_writes_both_reports(tmp_path):
-    need("etcd")
     code = main(["--quick", "--only", "3", "--output", str(tmp_path)])
     assert code == 0
     report = json.loads((tmp_path / "report.json").read_text())
@@ -117,8 +109,8 @@ def test_figure_2_scale_down_and_kill(tmp_path):
     assert len(failed) == 2 and all(m.target == "0" for m in failed)
 
 
+@pytest.mark.etcd
 def test_figure_4_heartbeats(tmp_path):
-    need("etcd")
     from benchmarks import fig4_heartbeats
 
     figure = fig4_heartbeats.run(True, tmp_path)
@@ -128,8 +120,8 @@ def test_figure_4_heartbeats(tmp_path):
     assert rates["etcd: lease keep-alives per second"] > 0
 
 
+@pytest.mark.haproxy
 def test_figure_5_overhead(tmp_path):
-    need("haproxy")
     from benchmarks import fig5_overhead
 
     figure = fig5_overhead.run(True, tmp_path)

@@ -23,7 +23,6 @@ from tests.helpers_services import (
     load_popularity,
     seeded_sqlite,
     serving,
-    unavailable,
 )
 
 EPOCH = datetime(1970, 1, 1)
@@ -207,10 +206,8 @@ def test_serving_an_uninitialised_database_says_to_run_init(tmp_path):
 
 @pytest.mark.mariadb
 def test_seeds_and_ranks_on_real_mariadb(tmp_path):
-    try:
-        from mwkit.database import local_mariadb
-    except ImportError as exc:
-        unavailable(f"mwkit.database.local_mariadb is not there yet ({exc})")
+    from mwkit.database import local_mariadb
+
     with local_mariadb(tmp_path / "mariadb") as database_url:
         assert db.init(database_url) == (12, 1000)
         assert db.init(database_url) == (12, 1000)

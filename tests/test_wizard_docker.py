@@ -6,7 +6,7 @@ import re
 
 import pytest
 import requests
-from helpers_wizard import listed, make_repo, make_service, unavailable, wait_until
+from helpers_wizard import listed, make_repo, make_service, wait_until
 
 from mwkit.wizard.runtimes import WizardError, get_runtime
 from mwkit.wizard.source import ServiceSource
@@ -20,11 +20,7 @@ def runtime():
     """The Docker runtime with its base image (built offline when missing)."""
     from mwkit.wizard import image
 
-    runtime = get_runtime("docker")
-    try:
-        assert runtime.client is not None
-    except WizardError as error:
-        unavailable(str(error))
+    runtime = get_runtime("docker")  # the docker mark skips this where no engine answers
     image.build("base", progress=lambda line: None, client=runtime.client)
     return runtime
 
