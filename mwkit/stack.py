@@ -118,9 +118,11 @@ class Stack:
         if "://" in self.database:
             self.database_url = self.database
         elif self.database == "sqlite":
+            from mwkit.database import sqlite_url
+
             path = self.workdir / "data" / "lobsters.db"
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.database_url = f"sqlite:///{path}"
+            self.database_url = sqlite_url(path)
         elif self.runtime.name == "docker":
             from mwkit.database import mariadb_container
 
