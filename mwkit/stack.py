@@ -52,7 +52,11 @@ class Stack:
         database: str | None = None,
         policy: str = "round_robin",
         progress: Callable[[str], None] | None = None,
+        foreground: bool = False,
     ) -> None:
+        """``foreground``: this process only serves the stack and stops it on SIGTERM (as
+        ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
+        signalled: ``down`` then removes the stack's parts itself."""
         database = database or os.environ.get("MWKIT_DB", "sqlite")
         if database not in DATABASES and "://" not in database:
             raise ValueError(f"database must be one of {', '.join(DATABASES)} or a "
@@ -62,6 +66,7 @@ class Stack:
         self.database = database
         self.policy = policy
         self.progress = progress or (lambda line: None)
+        self.foreground = foreground
         self.directory_url: str | None = None
         self.database_url: str | None = None
         self.monolith_url: str | None = None
@@ -144,7 +149,7 @@ class Stack:
         """What ``mwkit svrun`` and friends read to find this stack from another process."""
         info = {"runtime": self.runtime.name, "directory_url": self.directory_url,
                 "database_url": self.database_url, "monolith_url": self.monolith_url,
-                "policy": self.policy, "pid": os.getpid()}
+                "policy": self.policy, "up_pid": os.getpid() if self.foreground else None}
         path = self.workdir / STACK_FILE
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(info, indent=2))
@@ -210,7 +215,7 @@ def teardown(workdir: Path | str = ".mwkit", force: bool = False,
         if not force:
             raise RuntimeError(f"{path} is damaged: run `mwkit down --force`") from None
         info = {}
-    owner = info.get("pid")
+    owner = info.get("up_pid")
     if owner and owner != os.getpid() and process_alive(owner):
         progress(f"asking the running `mwkit up` (pid {owner}) to stop")
         with contextlib.suppress(ProcessLookupError):

@@ -27,7 +27,7 @@ def _up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     with Stack(args.workdir, runtime=args.runtime, database=args.db, policy=args.policy,
-               progress=lambda line: print(line, flush=True)) as stack:
+               progress=lambda line: print(line, flush=True), foreground=True) as stack:
         print(f"\nthe stack is up: open {stack.monolith_url}/popular\n"
               f"in another terminal: mwkit svrun popularity v1 v1, mwkit scale popularity v1 3,"
               f" mwkit status\nCtrl-C (or mwkit down) stops everything.", flush=True)

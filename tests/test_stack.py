@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from mwkit.demo import run_demo
-from mwkit.stack import Stack
+from mwkit.stack import Stack, teardown
 from mwkit.wizard.runtimes.process import marked_groups
 
 STACKS = [
@@ -84,6 +84,24 @@ def test_the_demo_writes_its_picture_and_table(tmp_path):
     assert "| service |" in result.summary_path.read_text()
     assert result.reloads > 100
     assert list(marked_groups((tmp_path / "work").resolve())) == []
+
+
+def test_down_removes_a_stack_but_leaves_the_process_that_made_it(tmp_path):
+    """A notebook kernel that made a stack is not signalled: only its stack goes."""
+    workdir = tmp_path / "work"
+    script = (f"from mwkit.stack import Stack, teardown; Stack({str(workdir)!r}).up(); "
+              "print('up', flush=True); import time; time.sleep(120)")
+    kernel = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        assert kernel.stdout.readline().strip() == "up"
+        assert marked_groups(workdir.resolve())
+        teardown(workdir, progress=lambda line: None)
+        assert list(marked_groups(workdir.resolve())) == []
+        assert kernel.poll() is None  # still running: nobody killed it
+    finally:
+        os.killpg(kernel.pid, signal.SIGKILL)
+        kernel.wait()
 
 
 def test_mwkit_up_serves_until_mwkit_down_stops_it(tmp_path):
