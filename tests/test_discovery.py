@@ -2,6 +2,8 @@
 
 import os
 import signal
+import socket
+import threading
 import time
 
 import pytest
@@ -120,3 +122,33 @@ def test_the_proxy_routes_and_strips_the_prefix(fleet, directory, tmp_path):
         missing = requests.get(f"http://127.0.0.1:{port}/nothing/here", timeout=2)
         assert missing.status_code == 503
         assert missing.json()["error"].startswith("no instances of nothing")
+
+
+def test_an_answer_cut_off_after_its_headers_is_retried(fleet, directory, sherlock):
+    """An instance killed between its headers and its body: the call goes elsewhere."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def cut_off_answers():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"inst")
+
+    threading.Thread(target=cut_off_answers, daemon=True).start()
+    try:
+        fleet.start("a")
+        cut_address = f"127.0.0.1:{listener.getsockname()[1]}"
+        DirectoryClient(directory).register("echo", "cut", cut_address, ttl=30)
+        sherlock.wait_for("echo", 2)
+        session = sherlock.session()
+        answers = [session.get("http://echo/", timeout=2).json()["instance"] for _ in range(6)]
+    finally:
+        listener.close()
+    assert answers == ["a"] * 6
+    assert "refused" in [r.outcome for r in sherlock.calls.records() if r.instance == "cut"]

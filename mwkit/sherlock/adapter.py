@@ -61,10 +61,14 @@ class SherlockAdapter(HTTPAdapter):
             began = time.monotonic()
             try:
                 response = super().send(routed, **kwargs)
+                if not kwargs.get("stream"):
+                    # Read the body here, not later in Session.send: an instance killed
+                    # between its headers and its body can then still be retried.
+                    response.content  # noqa: B018 - reading it is the point
             except requests.exceptions.ReadTimeout:
                 self.sherlock.release(endpoint, started, began, "timeout", None, attempt)
                 raise
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
                 self.sherlock.release(endpoint, started, began, "refused", None, attempt)
                 if attempt == attempts:
                     raise
