@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mwkit import plots
+from mwkit.settings import Settings
 from mwkit.stack import Stack
 from mwkit.traffic import format_table, instance_labels, summarize, to_markdown
 
@@ -46,18 +47,17 @@ class DemoResult:
     failed: int
 
 
-def run_demo(runtime: str | None = None, database: str | None = None,
-             output: Path | str = "demo-output", workdir: Path | str = ".mwkit",
-             rate: float = 10.0, policy: str = "round_robin", pace: float = 1.0,
+def run_demo(settings: Settings | None = None, output: Path | str = "demo-output",
+             rate: float = 10.0, pace: float = 1.0,
              progress: Callable[[str], None] = print) -> DemoResult:
     """Run every step under steady page reloads; write the picture and the table.
 
+    ``settings`` (default ``Settings.from_env()``) say where and how the stack runs;
     ``pace`` scales how long each step is watched (0.5: twice as fast, for tests).
     """
     output = Path(output)
     started = time.monotonic()
-    with Stack(workdir, runtime=runtime, database=database, policy=policy,
-               progress=progress) as stack:
+    with Stack(settings=settings, progress=progress) as stack:
         events = stack.events()
         with stack.reloads(rate=rate, duration=MAX_RELOAD_SECONDS) as reloads:
             for step in STEPS:
@@ -72,7 +72,8 @@ def run_demo(runtime: str | None = None, database: str | None = None,
     picture = plots.save(plots.dashboard(records, events.events(), events.marks(), labels),
                          output / "demo.png")
     summary_path = output / "summary.md"
-    summary_path.write_text(f"# mwkit demo ({stack.runtime.name}, {stack.database}, {policy})\n\n"
+    summary_path.write_text(f"# mwkit demo ({stack.runtime.name}, {stack.database}, "
+                            f"{stack.policy})\n\n"
                             f"{to_markdown(rows)}\n")
     table = format_table(rows)
     progress(f"\n{table}\n")

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import re
 
+from mwkit.errors import InvalidName
+
 SERVICE_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 MAX_LENGTH = 100
-
-
-class InvalidName(ValueError):
-    """A name that would be unsafe or that the Directory would refuse."""
 
 
 def check_service_name(name: object, what: str = "service name") -> str:

@@ -3,6 +3,9 @@
 Every process mwkit starts runs in a process group of its own (``start_new_session``),
 so stopping it also stops whatever it started (a ``mw.sh`` that ``exec``s Python, a shell
 that forks). Stopping is graceful first (SIGTERM, then SIGKILL after a grace period).
+
+Processes are looked at through psutil, the same way on Linux and macOS: nothing here
+reads ``/proc``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import psutil
 import requests
+
+from mwkit.errors import StartFailed, StartTimeout
+
+#: Two readings of one process's create time may differ by rounding.
+CREATE_TIME_SLACK = 0.05
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -66,31 +75,82 @@ def signal_group(pid: int, sig: int) -> bool:
     return True
 
 
-def _stat(pid: int | str) -> list[str]:
-    """Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ..."""
+def process_alive(pid: int, created: float | None = None) -> bool:
+    """True while process ``pid`` runs (a zombie, exited but not yet reaped, does not).
+
+    With ``created`` (a :func:`create_time`), only while it is still *that* process: a pid
+    reused by another program after a crash is not ours to signal.
+    """
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
+        proc = psutil.Process(pid)
+        if created is not None and abs(proc.create_time() - created) > CREATE_TIME_SLACK:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
 
 
-def process_alive(pid: int) -> bool:
-    """True while process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
-    fields = _stat(pid)
-    return bool(fields) and fields[0] != "Z"
+def create_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None when it is gone."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The live processes of group ``pgid`` (zombies do not count: where nobody reaps them,
+    as in a container without an init, they linger)."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+    return members
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process of group ``pgid`` still runs (zombies do not count: where
-    nobody reaps them, as in a container without an init, they linger)."""
-    if not signal_group(pgid, 0):
+    """True while any process of group ``pgid`` still runs."""
+    return signal_group(pgid, 0) and bool(group_members(pgid))
+
+
+def marked(name: str, value: str) -> dict[int, dict[str, str]]:
+    """Processes of this user whose environment has ``name=value``: pid -> environment.
+
+    This is how the kit finds what it started after its state file is lost: every process
+    it starts carries such a mark, inherited by whatever that process starts in turn.
+    """
+    found = {}
+    for proc in psutil.process_iter(["status"]):
+        if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        with contextlib.suppress(psutil.Error, OSError):
+            env = proc.environ()
+            if env.get(name) == value:
+                found[proc.pid] = env
+    return found
+
+
+def marked_groups(name: str, value: str) -> dict[int, dict[str, str]]:
+    """Process groups with a member marked ``name=value``: pgid -> that member's environment."""
+    groups = {}
+    for pid, env in marked(name, value).items():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            groups.setdefault(os.getpgid(pid), env)
+    return groups
+
+
+def kill_group(pgid: int, timeout: float = 5.0) -> bool:
+    """SIGKILL a process group and wait until none of it is left; False if it was gone."""
+    if not signal_group(pgid, signal.SIGKILL):
         return False
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat(entry.name)
-            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-                return True
-    return False
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(ChildProcessError):  # our own child: reap it ourselves
+            os.waitpid(pgid, os.WNOHANG)
+        if not group_alive(pgid) or time.monotonic() > deadline:
+            return True
+        time.sleep(0.01)
 
 
 def stop_group(proc: subprocess.Popen | int, grace: float = 5.0) -> None:
@@ -120,7 +180,7 @@ def wait_for_http(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(
+            raise StartFailed(
                 f"process {' '.join(map(str, proc.args))!r} exited with code "
                 f"{proc.returncode} before {url} answered{log_tail_text(log_path)}"
             )
@@ -128,7 +188,7 @@ def wait_for_http(
             if requests.get(url, timeout=0.5).ok:
                 return
         time.sleep(0.02)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s{log_tail_text(log_path)}")
+    raise StartTimeout(f"{url} did not answer within {timeout:.0f} s{log_tail_text(log_path)}")
 
 
 def log_tail(path: Path | None, lines: int = 20) -> str:

@@ -25,12 +25,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mwkit.procs import process_alive
-from mwkit.wizard.runtimes import get_runtime
+from mwkit.errors import StackError
+from mwkit.procs import create_time, process_alive
+from mwkit.settings import Settings
+from mwkit.wizard.runtimes import choose_runtime
 from mwkit.wizard.source import UNCOMMITTED
 from mwkit.wizard.wizard import Wizard
 
-DATABASES = ("sqlite", "mariadb")
 STACK_FILE = "stack.json"
 MONOLITH = "lobsters"
 SERVICE = "popularity"
@@ -43,28 +44,31 @@ def describe_database(url: str) -> str:
 
 
 class Stack:
-    """Directory + database + monolith on one runtime, and popularity scaled beside them."""
+    """Directory + database + monolith on one runtime, and popularity scaled beside them.
+
+    Every argument left out comes from ``settings`` (default: ``Settings.from_env()``, the
+    ``MWKIT_*`` variables and the kit's defaults).
+    """
 
     def __init__(
         self,
-        workdir: Path | str = ".mwkit",
+        workdir: Path | str | None = None,
         runtime: str | None = None,
         database: str | None = None,
-        policy: str = "round_robin",
+        policy: str | None = None,
         progress: Callable[[str], None] | None = None,
         foreground: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         """``foreground``: this process only serves the stack and stops it on SIGTERM (as
         ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
         signalled: ``down`` then removes the stack's parts itself."""
-        database = database or os.environ.get("MWKIT_DB", "sqlite")
-        if database not in DATABASES and "://" not in database:
-            raise ValueError(f"database must be one of {', '.join(DATABASES)} or a "
-                             f"mysql:// URL, not {database!r}")
-        self.workdir = Path(workdir).resolve()
-        self.runtime = get_runtime(runtime)
-        self.database = database
-        self.policy = policy
+        self.settings = (settings or Settings.from_env()).replace(
+            workdir=workdir, runtime=runtime, database=database, policy=policy)
+        self.workdir = self.settings.workdir
+        self.runtime, self.runtime_reason = choose_runtime(self.settings.runtime)
+        self.database = self.settings.database
+        self.policy = self.settings.policy
         self.progress = progress or (lambda line: None)
         self.foreground = foreground
         self.directory_url: str | None = None
@@ -73,15 +77,19 @@ class Stack:
         self.wizard: Wizard | None = None
         self._resources = contextlib.ExitStack()
 
+    def __repr__(self) -> str:
+        return f"Stack(workdir={str(self.workdir)!r}, runtime={self.runtime.name!r})"
+
     # --- bringing it up ---------------------------------------------------------------
 
     def up(self) -> Stack:
         """Start the Directory, the database and the monolith; on any failure, undo it all."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.progress(f"runtime: {self.runtime_reason}")
         try:
             self._start_directory()
             self._start_database()
-            self.wizard = Wizard(self.workdir, runtime=self.runtime.name,
+            self.wizard = Wizard(self.workdir, runtime=self.runtime,
                                  directory_url=self.directory_url,
                                  database_url=self.database_url, progress=self.progress)
             self._write_stack_file()
@@ -92,9 +100,11 @@ class Stack:
         return self
 
     def _start_monolith(self) -> None:
+        from mwkit.contract import SHERLOCK_POLICY
+
         self.progress(f"starting the monolith ({MONOLITH}, Sherlock policy {self.policy})")
         monolith = self.wizard.svrun(MONOLITH, "monolith", UNCOMMITTED, timeout=60,
-                                     env={"MWKIT_SHERLOCK_POLICY": self.policy})
+                                     env={SHERLOCK_POLICY: self.policy})
         self.monolith_url = monolith.url
         self._write_stack_file()
         self.progress(f"the monolith answers at {self.monolith_url}/popular")
@@ -105,56 +115,45 @@ class Stack:
         Sherlock's policy is the client's own setting, as a library's would be: changing it
         means restarting the process that uses it.
         """
-        from mwkit.sherlock.policies import make_policy
-
-        make_policy(policy)  # an unknown name fails before anything stops
+        self.settings = self.settings.replace(policy=policy)  # an unknown name fails here
         self.wizard.scale(MONOLITH, "monolith", 0)
         self.policy = policy
         self._start_monolith()
 
     def _start_directory(self) -> None:
         self.progress(f"starting the Directory on the {self.runtime.name} runtime")
-        host_url, _, handle = self.runtime.start_directory(self.workdir)
-        self._resources.callback(self.runtime.kill, handle)
-        self.directory_url = host_url
-        self.progress(f"the Directory answers at {host_url}")
+        directory = self.runtime.start_directory(self.workdir)
+        self._resources.callback(self.runtime.kill, directory.handle)
+        self.directory_url = directory.url
+        self.progress(f"the Directory answers at {directory.url}")
 
     def _start_database(self) -> None:
         if "://" in self.database:
             self.database_url = self.database
         elif self.database == "sqlite":
-            from mwkit.database import sqlite_url
+            from mwkit.wizard.database import sqlite_url
 
             path = self.workdir / "data" / "lobsters.db"
             path.parent.mkdir(parents=True, exist_ok=True)
             self.database_url = sqlite_url(path)
-        elif self.runtime.name == "docker":
-            from mwkit.database import mariadb_container
-
-            self.progress("starting MariaDB in a container")
-            urls = self._resources.enter_context(mariadb_container(
-                self.runtime.client, self.runtime.network(), "mwkit-mariadb",
-                labels=self.runtime.infrastructure_marks(self.workdir, "database")))
-            self.database_url = urls.host
         else:
-            from mwkit.database import local_mariadb
-
-            self.progress("starting a private MariaDB server")
-            marks = self.runtime.infrastructure_marks(self.workdir, "database")
+            self.progress(f"starting a private MariaDB server on the {self.runtime.name} "
+                          "runtime")
             self.database_url = self._resources.enter_context(
-                local_mariadb(self.workdir, env=marks))
+                self.runtime.database(self.workdir))
         self.progress(f"database: {describe_database(self.database_url)}")
 
     def _write_stack_file(self) -> None:
         """What ``mwkit svrun`` and friends read to find this stack from another process."""
+        owner = os.getpid() if self.foreground else None
         info = {"runtime": self.runtime.name, "directory_url": self.directory_url,
                 "database_url": self.database_url, "monolith_url": self.monolith_url,
-                "policy": self.policy, "up_pid": os.getpid() if self.foreground else None}
+                "policy": self.policy, "up_pid": owner,
+                "up_created": create_time(owner) if owner else None}
         path = self.workdir / STACK_FILE
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(info, indent=2))
         temporary.replace(path)
-
     # --- using it ---------------------------------------------------------------------
 
     def scale(self, n: int, tag: str = "v1", ref: str | None = None) -> list:
@@ -187,7 +186,7 @@ class Stack:
                 self.wizard.down()
         finally:
             self._resources.close()
-            self.runtime.cleanup_orphans(self.workdir, infrastructure=True)  # and the network
+            self.runtime.cleanup(self.workdir, infrastructure=True)  # and the network
             (self.workdir / STACK_FILE).unlink(missing_ok=True)
 
     def __enter__(self) -> Stack:
@@ -197,15 +196,17 @@ class Stack:
         self.down()
 
 
-def teardown(workdir: Path | str = ".mwkit", force: bool = False,
+def teardown(workdir: Path | str | None = None, force: bool = False,
              progress: Callable[[str], None] = print) -> list[str]:
     """Remove whatever a stack of ``workdir`` left running, also after a crash.
 
-    A running ``mwkit up`` is asked to stop first (it cleans up after itself); then every
-    instance, Directory and database the runtimes still find by their marks and labels is
-    removed, and the stack's files with them.
+    A running ``mwkit up`` is asked to stop first (it cleans up after itself): only when the
+    recorded pid is still the process that wrote the file (same create time), never a
+    program that got its pid later. Then every instance, Directory and database the
+    runtimes still find by their marks and labels is removed, and the stack's files with
+    them.
     """
-    workdir = Path(workdir).resolve()
+    workdir = Settings.from_env(workdir=workdir).workdir
     path = workdir / STACK_FILE
     try:
         info = json.loads(path.read_text())
@@ -213,17 +214,17 @@ def teardown(workdir: Path | str = ".mwkit", force: bool = False,
         info = {}
     except ValueError:
         if not force:
-            raise RuntimeError(f"{path} is damaged: run `mwkit down --force`") from None
+            raise StackError(f"{path} is damaged: run `mwkit down --force`") from None
         info = {}
-    owner = info.get("up_pid")
-    if owner and owner != os.getpid() and process_alive(owner):
+    owner, created = info.get("up_pid"), info.get("up_created")
+    if owner and created and owner != os.getpid() and process_alive(owner, created):
         progress(f"asking the running `mwkit up` (pid {owner}) to stop")
         with contextlib.suppress(ProcessLookupError):
             os.kill(owner, signal.SIGTERM)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process_alive(owner):
+        while time.monotonic() < deadline and process_alive(owner, created):
             time.sleep(0.1)
-    wizard = Wizard(workdir, runtime=info.get("runtime"), progress=progress)
+    wizard = Wizard(workdir, runtime=info.get("runtime") or "process", progress=progress)
     removed = wizard.down(force=force, infrastructure=True)
     for leftover in workdir.glob("mariadb-*"):
         shutil.rmtree(leftover, ignore_errors=True)

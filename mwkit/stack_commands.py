@@ -7,6 +7,7 @@ import signal
 import threading
 
 from mwkit.cli import add_runtime_option, add_workdir_option
+from mwkit.settings import DEFAULT_POLICY
 from mwkit.sherlock.policies import POLICIES
 
 
@@ -15,9 +16,10 @@ def _options(parser: argparse.ArgumentParser) -> None:
     add_runtime_option(parser)
     parser.add_argument("--db", default=None,
                         help="sqlite (the default, or $MWKIT_DB), mariadb (a private server "
-                             "or container), or a mysql:// URL")
-    parser.add_argument("--policy", default="round_robin", choices=sorted(POLICIES),
-                        help="how the monolith's Sherlock balances (default: round_robin)")
+                             "on the runtime), or a mysql:// URL")
+    parser.add_argument("--policy", default=None, choices=sorted(POLICIES),
+                        help=f"how the monolith's Sherlock balances (default: "
+                             f"$MWKIT_SHERLOCK_POLICY, else {DEFAULT_POLICY})")
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -26,8 +28,8 @@ def _up(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    with Stack(args.workdir, runtime=args.runtime, database=args.db, policy=args.policy,
-               progress=lambda line: print(line, flush=True), foreground=True) as stack:
+    with Stack(settings=args.settings, progress=lambda line: print(line, flush=True),
+               foreground=True) as stack:
         print(f"\nthe stack is up: open {stack.monolith_url}/popular\n"
               f"in another terminal: mwkit svrun popularity v1 v1, mwkit scale popularity v1 3,"
               f" mwkit status\nCtrl-C (or mwkit down) stops everything.", flush=True)
@@ -39,15 +41,14 @@ def _up(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from mwkit.demo import run_demo
 
-    result = run_demo(args.runtime, args.db, args.output, args.workdir, policy=args.policy,
-                      progress=lambda line: print(line, flush=True))
+    result = run_demo(args.settings, args.output, progress=lambda line: print(line, flush=True))
     return 0 if result.reloads else 1
 
 
 def _down(args: argparse.Namespace) -> int:
     from mwkit.stack import teardown
 
-    removed = teardown(args.workdir, force=args.force,
+    removed = teardown(args.settings.workdir, force=args.force,
                        progress=lambda line: print(line, flush=True))
     if not removed:
         print("nothing was running")

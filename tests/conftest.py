@@ -9,9 +9,11 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from mwkit.directory import run_directory
@@ -43,21 +45,29 @@ def missing(requirement: str) -> str | None:
 
 
 KIT_PROCESS = re.compile(r"mwkit|echo_service|popularity\.py|lobsters|mariadbd|jupyter")
+#: Set in this test session's environment and so inherited by every process it starts:
+#: the leak check looks only at those, never at another user's or another run's processes.
+SESSION_MARK = "MWKIT_TEST_SESSION"
+os.environ.setdefault(SESSION_MARK, uuid.uuid4().hex)
+#: Tests (and the notebooks that `make test` runs with them) use processes unless they ask
+#: for Docker: which runtime ``auto`` picks depends on the machine, and is tested on its own.
+os.environ.setdefault("MWKIT_RUNTIME", "process")
 
 
 def kit_processes() -> dict[int, str]:
-    """Processes that look like the kit's (or a test's): pid -> command line."""
+    """Live processes this test session started that look like the kit's: pid -> command."""
+    session = os.environ[SESSION_MARK]
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
+            command = " ".join(proc.info["cmdline"] or [])
+            if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE or \
+                    not KIT_PROCESS.search(command) or "pytest" in command:
+                continue
+            if proc.environ().get(SESSION_MARK) == session:
+                found[proc.pid] = command
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if state != "Z" and KIT_PROCESS.search(command) and "pytest" not in command:
-            found[int(entry.name)] = command
     return found
 
 

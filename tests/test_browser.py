@@ -23,7 +23,7 @@ import requests
 
 from mwkit.procs import free_port, spawn, stop_group, wait_for_http
 from mwkit.stack import teardown
-from mwkit.wizard.runtimes.process import marked_groups
+from mwkit.wizard.runtimes.process import groups_of
 
 pytestmark = pytest.mark.browser
 
@@ -94,7 +94,7 @@ def leftovers(tmp_path: Path, workdir: Path, wait: float = 10.0) -> list[str]:
     command lines name ``tmp_path``) and the notebook's stack (marked with ``workdir``)."""
     deadline = time.monotonic() + wait
     while True:
-        found = [f"process group {pgid}" for pgid in marked_groups(workdir)]
+        found = [f"process group {pgid}" for pgid in groups_of(workdir)]
         for entry in Path("/proc").glob("[0-9]*"):
             try:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -140,7 +140,7 @@ def test_the_slider_scales_popularity_in_a_real_browser(jupyter_lab):
             page.keyboard.type("3")
             page.keyboard.press("Enter")
 
-            rows = table.locator('tr[data-state="registered"]')
+            rows = table.locator('tr[data-phase="registered"]')
             expect(rows).to_have_count(3, timeout=90_000)
             for number in (1, 2, 3):
                 expect(table).to_contain_text(f"popularity-v1-{number}")

@@ -7,7 +7,7 @@ import os
 import pymysql
 import pytest
 
-from mwkit.database import (
+from mwkit.wizard.database import (
     DatabaseError,
     bootstrap_sql,
     local_mariadb,

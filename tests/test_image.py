@@ -16,9 +16,9 @@ import pymysql
 import pytest
 import requests
 
-from mwkit.database import mariadb_container, parse_database_url
 from mwkit.procs import wait_for_http
 from mwkit.wizard import image
+from mwkit.wizard.database import mariadb_container, parse_database_url
 from mwkit.wizard.engine import DockerUnavailable, docker_client
 
 FLASK_APP = textwrap.dedent("""

@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from mwkit.demo import run_demo
+from mwkit.settings import Settings
 from mwkit.stack import Stack, teardown
-from mwkit.wizard.runtimes.process import marked_groups
+from mwkit.wizard.runtimes.process import groups_of
 
 STACKS = [
     pytest.param("process", "sqlite", id="process-sqlite"),
@@ -29,7 +30,7 @@ def popular(stack) -> dict:
 def leftovers(stack) -> list:
     """Whatever of this stack still runs: process groups, or containers."""
     if stack.runtime.name == "process":
-        return list(marked_groups(stack.workdir))
+        return list(groups_of(stack.workdir))
     return stack.runtime.client.containers.list(
         all=True, filters={"label": f"mwkit.workdir={stack.workdir}"})
 
@@ -76,14 +77,14 @@ def test_the_stack_from_no_service_to_three_and_a_hard_kill(tmp_path, runtime, d
 
 
 def test_the_demo_writes_its_picture_and_table(tmp_path):
-    result = run_demo(output=tmp_path / "out", workdir=tmp_path / "work", pace=0.5,
-                      progress=lambda line: None)
+    settings = Settings.from_env(workdir=tmp_path / "work", runtime="process")
+    result = run_demo(settings, output=tmp_path / "out", pace=0.5, progress=lambda line: None)
     header = result.picture.read_bytes()[:8]
     assert header == b"\x89PNG\r\n\x1a\n" and result.picture.stat().st_size > 20_000
     assert "popularity-v2-1" in result.table and "popularity-v1-3" in result.table
     assert "| service |" in result.summary_path.read_text()
     assert result.reloads > 100
-    assert list(marked_groups((tmp_path / "work").resolve())) == []
+    assert list(groups_of((tmp_path / "work").resolve())) == []
 
 
 def test_down_removes_a_stack_but_leaves_the_process_that_made_it(tmp_path):
@@ -95,9 +96,9 @@ def test_down_removes_a_stack_but_leaves_the_process_that_made_it(tmp_path):
                               text=True, start_new_session=True)
     try:
         assert kernel.stdout.readline().strip() == "up"
-        assert marked_groups(workdir.resolve())
+        assert groups_of(workdir.resolve())
         teardown(workdir, progress=lambda line: None)
-        assert list(marked_groups(workdir.resolve())) == []
+        assert list(groups_of(workdir.resolve())) == []
         assert kernel.poll() is None  # still running: nobody killed it
     finally:
         os.killpg(kernel.pid, signal.SIGKILL)
@@ -131,4 +132,4 @@ def test_mwkit_up_serves_until_mwkit_down_stops_it(tmp_path):
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
-    assert list(marked_groups((tmp_path / "work").resolve())) == []
+    assert list(groups_of((tmp_path / "work").resolve())) == []

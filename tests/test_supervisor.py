@@ -11,7 +11,7 @@ import pytest
 from helpers_wizard import listed, make_service, wait_until
 
 from mwkit import procs
-from mwkit.wizard.supervisor import CONFIG_FAILED, INIT_FAILED, Settings, watson_config
+from mwkit.wizard.supervisor import CONFIG_FAILED, INIT_FAILED, InstanceEnvironment, watson_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,7 +87,7 @@ def test_a_bad_watson_config_fails_before_anything_runs(tmp_path, directory):
 
 def test_missing_settings_are_named():
     with pytest.raises(SystemExit, match="MWKIT_INSTANCE_ID is not set"):
-        Settings.from_env({"MWKIT_SERVICE": "tiny"})
+        InstanceEnvironment.from_env({"MWKIT_SERVICE": "tiny"})
 
 
 def test_the_advertised_host_replaces_the_configured_one(tmp_path):
@@ -95,7 +95,7 @@ def test_the_advertised_host_replaces_the_configured_one(tmp_path):
     conf.write_text("[Datawire]\ndirectory_host = mwkit-directory:5353\n[Watson]\n"
                     "service_name = tiny\nservice_url = http://mwkit-tiny-v1-1:8080\n"
                     "health_check_url = http://127.0.0.1:8080/health\n")
-    settings = Settings.from_env({
+    settings = InstanceEnvironment.from_env({
         "MWKIT_SERVICE": "tiny", "MWKIT_INSTANCE_ID": "tiny-v1-1", "MWKIT_STATE_DIR": "/x",
         "MWKIT_WATSON_CONFIG": str(conf), "MWKIT_ADVERTISE_HOST": "10.1.2.3",
         "MWKIT_METADATA": '{"published": "127.0.0.1:49000"}', "MWKIT_DIRECTORY_TOKEN": "s3"})

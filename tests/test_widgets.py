@@ -30,7 +30,7 @@ def model(stack):
 
 def registered(model, tag="v1") -> list[str]:
     return [row.instance for row in model.refresh_snapshot()
-            if row.tag == tag and row.state == "registered"]
+            if row.tag == tag and row.phase == "registered"]
 
 
 def in_thread(action, *args) -> None:
@@ -133,7 +133,7 @@ def test_the_panel_shows_instances_plot_and_stops_its_threads(stack):
         time.sleep(1.5)
         panel.update()
         for instance in ("popularity-v1-1", "popularity-v1-2"):
-            assert f'data-instance="{instance}" data-state="registered"' in panel.table.value
+            assert f'data-instance="{instance}" data-phase="registered"' in panel.table.value
             assert render.short(instance) in panel.topology.value
         assert bytes(panel.plot.value)[:4] == b"\x89PNG" and bytes(panel.plot.value) != first_png
         assert "2 wanted, 2 registered" in panel.status.value
@@ -149,8 +149,8 @@ def test_the_panel_shows_instances_plot_and_stops_its_threads(stack):
 # -- the pictures, on their own ------------------------------------------------------------
 
 class Row:
-    def __init__(self, instance, state, tag="v1"):
-        self.instance, self.state, self.tag = instance, state, tag
+    def __init__(self, instance, phase, tag="v1"):
+        self.instance, self.phase, self.tag = instance, phase, tag
         self.commit, self.address, self.reason = "abc1234", "127.0.0.1:5001", ""
 
 
@@ -161,7 +161,7 @@ def test_the_topology_is_valid_svg_with_one_box_per_instance():
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert {"lobsters /popular", "Sherlock", "Directory"} <= set(texts)
     assert "v1-1  registered" in texts and "v2-1  failed" in texts
-    assert render.STATE_COLOURS["failed"] in svg and "#1f77b4" in svg
+    assert render.PHASE_COLOURS["failed"] in svg and "#1f77b4" in svg
 
 
 def test_the_status_line_names_the_error_and_the_work_under_way():

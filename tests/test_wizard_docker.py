@@ -9,6 +9,7 @@ import requests
 from helpers_wizard import listed, make_repo, make_service, wait_until
 
 from mwkit.wizard.runtimes import WizardError, get_runtime
+from mwkit.wizard.runtimes.docker import container_name
 from mwkit.wizard.source import ServiceSource
 from mwkit.wizard.wizard import Wizard
 
@@ -29,9 +30,9 @@ def runtime():
 def directory(runtime, workdir):
     """The Directory as a container of the stack: the host reaches it on a published
     loopback port, the instances by name on the network."""
-    url, _, handle = runtime.start_directory(workdir)
-    yield url
-    runtime.kill(handle)
+    started = runtime.start_directory(workdir)
+    yield started.url
+    runtime.kill(started.handle)
 
 
 def containers(runtime, workdir, infrastructure=False) -> list:
@@ -46,7 +47,7 @@ def workdir(runtime, tmp_path):
     workdir = tmp_path / "work"
     yield workdir
     assert containers(runtime, workdir, infrastructure=True) == []  # nothing is left behind
-    runtime.cleanup_orphans(workdir, infrastructure=True)
+    runtime.cleanup(workdir, infrastructure=True)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_an_instance_is_a_labelled_container_without_the_docker_socket(wizard, r
                                                                        directory):
     instance = wizard.svrun("tiny", "v1", "v1")
     [container] = containers(runtime, wizard.workdir)
-    assert container.name == "mwkit-tiny-v1-1"
+    assert container.name == container_name(wizard.workdir, "tiny-v1-1")
     expected = {"mwkit.managed": "1", "mwkit.workdir": str(wizard.workdir),
                 "mwkit.service": "tiny", "mwkit.tag": "v1", "mwkit.commit": instance.commit,
                 "mwkit.instance": "tiny-v1-1"}
@@ -81,7 +82,7 @@ def test_an_instance_is_a_labelled_container_without_the_docker_socket(wizard, r
     for url in (entry["url"], f"http://{published}"):
         assert requests.get(url, timeout=2).json()["instance"] == "tiny-v1-1"
     [row] = wizard.status()
-    assert (row.state, row.address, row.runtime) == ("registered", entry["address"], "docker")
+    assert (row.phase, row.address, row.runtime) == ("registered", entry["address"], "docker")
 
 
 def test_uncommitted_mounts_the_working_tree_writable(wizard, runtime):
@@ -99,7 +100,7 @@ def test_scale_and_graceful_svkill(wizard, runtime, directory):
     gone = wizard.svkill("v1")
     assert gone.id == "tiny-v1-3"
     assert {c.name for c in containers(runtime, wizard.workdir)} == {
-        "mwkit-tiny-v1-1", "mwkit-tiny-v1-2"}
+        container_name(wizard.workdir, "tiny-v1-1"), container_name(wizard.workdir, "tiny-v1-2")}
     events = requests.get(f"{directory}/v1/events", timeout=2).json()["events"]
     [event] = [e for e in events if e["instance"] == gone.id and e["kind"] != "registered"]
     assert event["kind"] == "deregistered"
@@ -138,15 +139,16 @@ def test_down_after_a_crash_removes_the_containers(tmp_path, workdir, runtime, d
 
 
 def test_the_directory_container_serves_host_and_instances(tmp_path, workdir, runtime):
-    url, for_instances, _ = runtime.start_directory(workdir)
-    assert for_instances == "http://mwkit-directory:5353"
-    assert runtime.instance_url(url) == for_instances
+    started = runtime.start_directory(workdir)
+    url, name = started.url, container_name(workdir, "directory")
+    assert started.instance_url == f"http://{name}:5353"
+    assert runtime.instance_url(url) == started.instance_url
     sources = {"tiny": ServiceSource(make_repo(tmp_path / "tiny"))}
     with Wizard(workdir, runtime="docker", directory_url=url, sources=sources) as wizard:
         wizard.svrun("tiny", "v1", "v1")
         assert "tiny-v1-1" in listed(url, "tiny")
-    removed = runtime.cleanup_orphans(workdir, infrastructure=True)
-    assert any("mwkit-directory" in line for line in removed)
+    removed = runtime.cleanup(workdir, infrastructure=True)
+    assert any(name in line for line in removed)
 
 
 def test_a_loopback_directory_is_refused_with_advice(runtime):

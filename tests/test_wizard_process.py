@@ -36,7 +36,7 @@ def wizard(tmp_path, directory):
     with Wizard(tmp_path / "work", runtime="process", directory_url=directory,
                 sources=sources) as wizard:
         yield wizard
-    assert not any(s.state not in ("failed", "stopped") for s in wizard.status())
+    assert not any(s.phase not in ("failed", "stopped") for s in wizard.status())
 
 
 def pids(wizard: Wizard) -> list[int]:
@@ -51,7 +51,7 @@ def test_svrun_registers_a_reachable_instance(wizard, directory):
     assert entry["metadata"]["tag"] == "v1"
     assert requests.get(entry["url"], timeout=2).json()["instance"] == "tiny-v1-1"
     [row] = wizard.status()
-    assert (row.instance, row.state, row.runtime) == ("tiny-v1-1", "registered", "process")
+    assert (row.instance, row.phase, row.runtime) == ("tiny-v1-1", "registered", "process")
 
 
 def test_svrun_of_a_commit_uses_a_read_only_export(tmp_path, directory):
@@ -114,7 +114,7 @@ def test_a_failing_instance_is_reported_and_removed(wizard, directory, service, 
     assert group_gone(instance.handle["pid"])
     assert listed(directory, service) == {}
     [row] = wizard.status()
-    assert row.state == "failed" and row.reason
+    assert row.phase == "failed" and row.reason
 
 
 def test_down_after_a_crash_leaves_nothing(tmp_path, directory):
@@ -188,4 +188,4 @@ def test_scale_from_two_threads_at_once(wizard, directory):
     running = {i.id for i in wizard.scale("tiny", "v1", 2)}
     assert len(running) == 2
     assert set(listed(directory, "tiny")) == running
-    assert [s.state for s in wizard.status()] == ["registered", "registered"]
+    assert [s.phase for s in wizard.status()] == ["registered", "registered"]

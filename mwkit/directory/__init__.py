@@ -8,22 +8,50 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from mwkit.contract import DIRECTORY_TOKEN
 from mwkit.directory.client import DirectoryClient, DirectoryError, Message
-from mwkit.procs import free_port, python_command, running
+from mwkit.procs import free_port, spawn, stop_group, wait_for_http
 
-__all__ = ["DirectoryClient", "DirectoryError", "Message", "run_directory"]
+__all__ = ["DirectoryClient", "DirectoryError", "Message", "directory_command",
+           "run_directory", "start_directory"]
+
+
+def directory_command(host: str, port: int, python: str = sys.executable) -> list[str]:
+    """The one command that runs a Directory, on every runtime (the token goes in the
+    environment as ``MWKIT_DIRECTORY_TOKEN``, never on a command line that ``ps`` shows)."""
+    return [python, "-m", "mwkit", "directory", "--host", host, "--port", str(port)]
+
+
+def start_directory(port: int | None = None, token: str | None = None,
+                    log_path: Path | None = None, host: str = "127.0.0.1",
+                    env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start a Directory process and wait until it answers; ``(process, url)``.
+
+    The process leads a process group of its own; stop it with ``procs.stop_group``.
+    """
+    port = port or free_port(host)
+    url = f"http://{host}:{port}"
+    proc = spawn(directory_command(host, port), log_path=log_path,
+                 env={**(env or {}), DIRECTORY_TOKEN: token or ""})
+    try:
+        wait_for_http(f"{url}/health", 15, proc=proc, log_path=log_path)
+    except BaseException:
+        stop_group(proc, grace=1)
+        raise
+    return proc, url
 
 
 @contextlib.contextmanager
 def run_directory(port: int | None = None, token: str | None = None,
                   log_path: Path | None = None, host: str = "127.0.0.1") -> Iterator[str]:
     """Run a Directory process for the ``with`` block; yields its URL."""
-    port = port or free_port(host)
-    command = python_command("-m", "mwkit", "directory", "--host", host, "--port", str(port))
-    env = {"MWKIT_DIRECTORY_TOKEN": token or ""}
-    url = f"http://{host}:{port}"
-    with running(command, ready_url=f"{url}/health", log_path=log_path, env=env):
+    proc, url = start_directory(port, token, log_path, host)
+    try:
         yield url
+    finally:
+        stop_group(proc)

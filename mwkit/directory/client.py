@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import requests
 
-
-class DirectoryError(RuntimeError):
-    """The Directory answered with an error, or could not be reached."""
+from mwkit.errors import DirectoryError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class Instance:
+class Registration:
     """One registered instance of a service, holding a lease that must be renewed."""
 
     service: str
@@ -94,7 +94,7 @@ class Registry:
     ) -> None:
         self.epoch = uuid.uuid4().hex[:12]
         self.version = 0
-        self._services: dict[str, dict[str, Instance]] = {}
+        self._services: dict[str, dict[str, Registration]] = {}
         self._history: deque[Change] = deque(maxlen=history)
         self.events: deque[Event] = deque(maxlen=event_log)
         self._clock = clock
@@ -114,7 +114,7 @@ class Registry:
             existing.expires_at = expires_at
             return None
         kind = "updated" if existing else "registered"
-        instances[instance_id] = Instance(
+        instances[instance_id] = Registration(
             service=service, id=instance_id, address=address, metadata=metadata, ttl=ttl,
             registered_at=self._wall_clock(), expires_at=expires_at,
         )

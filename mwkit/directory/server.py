@@ -22,13 +22,13 @@ from mwkit.aio import new_event_loop
 from mwkit.directory import validate
 from mwkit.directory.registry import Change, Registry
 from mwkit.directory.validate import BadRequest
+from mwkit.settings import DIRECTORY_PORT
 
 log = logging.getLogger("mwkit.directory")
 
 MAX_BODY_BYTES = 64 * 1024
 SUBSCRIBER_QUEUE = 1000
 KEEPALIVE_SECONDS = 15.0
-
 
 
 def sse(event: str, payload: dict, event_id: int | None = None) -> bytes:
@@ -249,9 +249,15 @@ def create_app(token: str | None = None, sweep_interval: float = 0.1,
     return DirectoryServer(token, registry, sweep_interval).app()
 
 
-def serve(host: str = "127.0.0.1", port: int = 5353, token: str | None = None) -> None:
-    """Run the Directory in the foreground until SIGINT/SIGTERM."""
-    print(f"Directory listening on http://{host}:{port}"
-          f"{' (writes need the token)' if token else ''}", flush=True)
-    web.run_app(create_app(token), host=host, port=port, print=None, access_log=None,
+def serve(host: str = "127.0.0.1", port: int = DIRECTORY_PORT, token: str | None = None) -> None:
+    """Run the Directory in the foreground until SIGINT/SIGTERM.
+
+    It says it is listening only once it is: aiohttp calls ``announce`` after the socket is
+    bound, and a port already in use fails before anything is printed.
+    """
+    def announce(_aiohttp_banner: str) -> None:
+        print(f"Directory listening on http://{host}:{port}"
+              f"{' (writes need the token)' if token else ''}", flush=True)
+
+    web.run_app(create_app(token), host=host, port=port, print=announce, access_log=None,
                 shutdown_timeout=1.0, loop=new_event_loop())

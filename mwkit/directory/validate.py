@@ -11,16 +11,13 @@ import json
 import re
 from urllib.parse import urlsplit
 
+from mwkit.errors import BadRequest
 from mwkit.names import InvalidName, check_identifier, check_service_name
 
 HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 MAX_METADATA_BYTES = 4096
 MIN_TTL, MAX_TTL, DEFAULT_TTL = 0.2, 3600.0, 10.0
-
-
-class BadRequest(ValueError):
-    """The request is malformed; the message is sent back to the client."""
 
 
 def service_name(name: str) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 
+from mwkit.settings import DEFAULT_POLICY, DIRECTORY_PORT
 from mwkit.sherlock.policies import POLICIES
 
 
@@ -15,7 +15,10 @@ def run(args: argparse.Namespace) -> int:
 
     host, _, port = args.listen.rpartition(":")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
-    with Sherlock(args.directory, policy=args.policy, timeout=args.timeout) as sherlock:
+    settings = args.settings
+    directory = settings.directory_url or f"http://127.0.0.1:{DIRECTORY_PORT}"
+    with Sherlock(directory, policy=settings.policy, timeout=args.timeout,
+                  token=settings.directory_token) as sherlock:
         try:
             serve(sherlock, host or "127.0.0.1", int(port))
         except KeyboardInterrupt:
@@ -26,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("sherlock", help="route /<service>/... to live instances "
                                                     "(a local proxy)")
-    parser.add_argument("--directory", default=os.environ.get("MWKIT_DIRECTORY_URL",
-                                                              "http://127.0.0.1:5353"),
-                        help="the Directory's URL (default: $MWKIT_DIRECTORY_URL)")
+    parser.add_argument("--directory", default=None,
+                        help=f"the Directory's URL (default: $MWKIT_DIRECTORY_URL, else "
+                             f"http://127.0.0.1:{DIRECTORY_PORT})")
     parser.add_argument("--listen", default="127.0.0.1:8000", help="HOST:PORT to listen on")
-    parser.add_argument("--policy", default="round_robin", choices=sorted(POLICIES))
+    parser.add_argument("--policy", default=None, choices=sorted(POLICIES),
+                        help=f"default: $MWKIT_SHERLOCK_POLICY, else {DEFAULT_POLICY}")
     parser.add_argument("--timeout", type=float, default=5.0, help="per-call timeout (s)")
     parser.set_defaults(handler=run)

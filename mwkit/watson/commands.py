@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import threading
 
@@ -30,7 +29,7 @@ def parse_metadata(pairs: list[str]) -> dict:
 
 def config_from_args(args: argparse.Namespace) -> WatsonConfig:
     values = {name: getattr(args, name) for name in OPTIONS}
-    values["token"] = values["token"] or os.environ.get("MWKIT_DIRECTORY_TOKEN") or None
+    values["token"] = values["token"] or args.settings.directory_token
     metadata = parse_metadata(args.meta)
     if metadata:
         values["metadata"] = metadata

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import functools
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mwkit.errors import WatsonConfigError as ConfigError
 from mwkit.names import InvalidName, check_identifier, check_service_name
 
-
-class ConfigError(ValueError):
-    """A datawire.conf (or argument) that Watson cannot work with."""
+#: How an instance is checked unless its microwizard.yml or datawire.conf says otherwise
+#: (seconds; rise and fall in consecutive checks). One place, used by the spec as well.
+DEFAULT_PERIOD, DEFAULT_TIMEOUT, DEFAULT_RISE, DEFAULT_FALL = 1.0, 0.5, 1, 2
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,10 @@ class WatsonConfig:
     service_url: str
     health_check_url: str
     directory_url: str
-    period: float = 1.0
-    timeout: float = 0.5
-    rise: int = 1
-    fall: int = 2
+    period: float = DEFAULT_PERIOD
+    timeout: float = DEFAULT_TIMEOUT
+    rise: int = DEFAULT_RISE
+    fall: int = DEFAULT_FALL
     ttl: float | None = None  # lease length; default: a few periods
     token: str | None = None
     instance_id: str | None = None
@@ -56,8 +58,10 @@ class WatsonConfig:
         """The lease asked for: long enough to survive two missed heartbeats."""
         return self.ttl if self.ttl is not None else max(3 * self.period, 2.0)
 
-    @property
+    @functools.cached_property
     def resolved_instance_id(self) -> str:
+        """``instance_id``, else one made up once for this configuration (the same on every
+        read: Watson registers, renews and deregisters under one id)."""
         return self.instance_id or f"{self.service_name}-{uuid.uuid4().hex[:12]}"
 
     def replace(self, **changes) -> WatsonConfig:

@@ -255,7 +255,7 @@ class ControlPanelModel:
     def running(self, tag: str) -> list:
         """The instances of ``tag`` in the last snapshot that are not leaving or gone."""
         return [row for row in self.snapshot
-                if row.tag == tag and row.state not in ("failed", "stopped", "draining")]
+                if row.tag == tag and row.phase not in ("failed", "stopped", "draining")]
 
     def recent(self, seconds: float | None = None) -> list[Reload]:
         """The page reloads of the last ``seconds`` (default: the panel's window)."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from mwkit import plots
 from mwkit.traffic import Reload, instance_labels, label_for
 
-STATE_COLOURS = {  # how far an instance is on its way in (or out)
+PHASE_COLOURS = {  # how far an instance is on its way in (or out)
     "registered": "#2ca02c",
     "live": "#98c379",
     "starting": "#f0ad4e",
@@ -24,12 +24,12 @@ STATE_COLOURS = {  # how far an instance is on its way in (or out)
     "stopped": "#9e9e9e",
     "failed": "#d62728",
 }
-UNKNOWN_STATE = "#bdbdbd"
+UNKNOWN_PHASE = "#bdbdbd"
 FONT = "font-family: var(--jp-ui-font-family, sans-serif); font-size: 12px;"
 
 
-def state_colour(state: str) -> str:
-    return STATE_COLOURS.get(state, UNKNOWN_STATE)
+def phase_colour(phase: str) -> str:
+    return PHASE_COLOURS.get(phase, UNKNOWN_PHASE)
 
 
 def instance_colours(records: Sequence[Reload], instances: Sequence[str]) -> dict[str, str]:
@@ -53,27 +53,27 @@ def short(instance: str, service: str = "popularity") -> str:
 # -- the instance table --------------------------------------------------------------------
 
 def instance_table(rows: Sequence, colours: dict[str, str]) -> str:
-    """An HTML table of ``InstanceStatus`` rows: instance, tag, commit, address, state."""
+    """An HTML table of ``InstanceStatus`` rows: instance, tag, commit, address, phase."""
     if not rows:
         return (f'<div class="mwkit-instances-empty" style="{FONT} color: #666; '
                 'padding: 6px;">No popularity instance runs: move the slider.</div>')
     cell = "padding: 2px 10px; border-bottom: 1px solid #e6e6e6; text-align: left;"
     head = "".join(f'<th style="{cell} color: #555;">{title}</th>'
-                   for title in ("instance", "tag", "commit", "address", "state"))
+                   for title in ("instance", "tag", "commit", "address", "phase"))
     lines = []
     for row in rows:
         swatch = (f'<span style="display: inline-block; width: 10px; height: 10px; '
-                  f'margin-right: 6px; background: {colours.get(row.instance, UNKNOWN_STATE)};'
+                  f'margin-right: 6px; background: {colours.get(row.instance, UNKNOWN_PHASE)};'
                   '"></span>')
-        state = (f'<span style="color: white; background: {state_colour(row.state)}; '
-                 f'border-radius: 8px; padding: 0 7px;">{html.escape(row.state)}</span>')
+        state = (f'<span style="color: white; background: {phase_colour(row.phase)}; '
+                 f'border-radius: 8px; padding: 0 7px;">{html.escape(row.phase)}</span>')
         tip = f' title="{html.escape(row.reason)}"' if row.reason else ""
         values = (swatch + html.escape(row.instance), html.escape(row.tag),
                   f"<code>{html.escape(row.commit or '-')}</code>",
                   html.escape(row.address or "-"), state)
         cells = "".join(f'<td style="{cell}">{value}</td>' for value in values)
         lines.append(f'<tr data-instance="{html.escape(row.instance)}" '
-                     f'data-state="{html.escape(row.state)}"{tip}>{cells}</tr>')
+                     f'data-phase="{html.escape(row.phase)}"{tip}>{cells}</tr>')
     return (f'<table class="mwkit-instance-table" style="{FONT} border-collapse: collapse;">'
             f'<thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>')
 
@@ -123,16 +123,16 @@ def topology_svg(rows: Sequence, colours: dict[str, str], slots: int = 6) -> str
     for index, row in enumerate(rows):
         y = 10 + index * row_height
         centre = y + (row_height - 6) / 2
-        colour = state_colour(row.state)
-        routed = row.state == "registered"
+        colour = phase_colour(row.phase)
+        routed = row.phase == "registered"
         parts.append(line(240, middle, left, centre, colour if routed else "#cccccc",
                           dashed=not routed, width=2 if routed else 1.2))
         parts.append(line(240, height - 32, left, centre, "#c9b8e0", dashed=True, width=0.8))
         parts.append(box(left, y, right - left, row_height - 6, colour,
-                         f"{short(row.instance)}  {row.state}", stroke=colour,
+                         f"{short(row.instance)}  {row.phase}", stroke=colour,
                          text_colour="white"))
         parts.append(f'<rect x="{left}" y="{y}" width="8" height="{row_height - 6}" '
-                     f'fill="{colours.get(row.instance, UNKNOWN_STATE)}"/>')
+                     f'fill="{colours.get(row.instance, UNKNOWN_PHASE)}"/>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -157,7 +157,7 @@ def plot_png(records: Sequence[Reload], events: Sequence[dict] = (), marks: Sequ
 def status_html(counts: dict[str, int], rows: Sequence, records: Sequence[Reload],
                 doing: str | None, error: str | None, traffic_on: bool) -> str:
     """One line: wanted and registered per tag, the recent reloads, what runs, the error."""
-    registered = {tag: sum(1 for r in rows if r.tag == tag and r.state == "registered")
+    registered = {tag: sum(1 for r in rows if r.tag == tag and r.phase == "registered")
                   for tag in counts}
     unserved = sum(1 for record in records if record.outcome == "no_service")
     failed = sum(1 for record in records if not record.ok) - unserved

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 
 from mwkit.cli import add_runtime_option, add_workdir_option
+from mwkit.contract import Phase
+from mwkit.settings import KIT_ROOT
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +36,11 @@ def _wizard(args: argparse.Namespace):
     sources = None
     if getattr(args, "source", None):
         from mwkit.wizard.source import ServiceSource, default_sources
-        from mwkit.wizard.wizard import KIT_ROOT
 
         own = ServiceSource(Path(args.source).resolve(), subfolder=args.subfolder)
         sources = {**default_sources(KIT_ROOT), args.service: own}
-    return Wizard(args.workdir, runtime=args.runtime, directory_url=args.directory,
-                  sources=sources, progress=lambda line: print(line, flush=True))
+    return Wizard(settings=args.settings, runtime=args.runtime, sources=sources,
+                  progress=lambda line: print(line, flush=True))
 
 
 def _svrun(args: argparse.Namespace) -> int:
@@ -64,11 +65,11 @@ def _scale(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     rows = _wizard(args).status()
     if not rows:
-        print(f"no instances in {Path(args.workdir).resolve()}")
+        print(f"no instances in {args.settings.workdir}")
         return 0
-    header = ("INSTANCE", "SERVICE", "TAG", "COMMIT", "RUNTIME", "ADDRESS", "STATE")
+    header = ("INSTANCE", "SERVICE", "TAG", "COMMIT", "RUNTIME", "ADDRESS", "PHASE")
     table = [header] + [(r.instance, r.service, r.tag, r.commit, r.runtime, r.address or "-",
-                         r.state + (f" ({r.reason})" if r.state == "failed" else ""))
+                         r.phase + (f" ({r.reason})" if r.phase == Phase.FAILED else ""))
                         for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     for row in table:
@@ -84,9 +85,8 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _demo_repo(args: argparse.Namespace) -> int:
     from mwkit.wizard.source import make_demo_repo
-    from mwkit.wizard.wizard import KIT_ROOT
 
-    print(make_demo_repo(Path(args.workdir).resolve(), KIT_ROOT))
+    print(make_demo_repo(args.settings.workdir, KIT_ROOT))
     return 0
 
 
@@ -130,7 +130,6 @@ def register(subparsers) -> None:
     parser.add_argument("-n", "--lines", type=int, default=50)
     _common(parser)
     parser.set_defaults(handler=_logs)
-
 
     parser = subparsers.add_parser("demo-repo", help="make the popularity demo Git repository")
     add_workdir_option(parser)

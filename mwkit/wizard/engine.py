@@ -15,11 +15,9 @@ import docker
 import docker.errors
 from docker.constants import DEFAULT_TIMEOUT_SECONDS
 
+from mwkit.errors import DockerUnavailable
+
 PING_TIMEOUT = 3.0
-
-
-class DockerUnavailable(RuntimeError):
-    """No Docker engine answers; the message says how to get one, or how to do without."""
 
 
 def docker_client(timeout: float = PING_TIMEOUT) -> docker.DockerClient:

@@ -33,7 +33,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from mwkit.database import CONTAINER_INIT_SQL_ENV
+from mwkit.errors import ImageBuildError
+from mwkit.wizard.database import CONTAINER_INIT_SQL_ENV
 from mwkit.wizard.engine import docker_client
 
 BUILDER_VERSION = "1"
@@ -61,10 +62,6 @@ chmod 600 /run/mysqld/init.sql
 exec mariadbd --user=mysql --datadir=/var/lib/mysql --bind-address=0.0.0.0 --port=3306 \\
     --skip-name-resolve --init-file=/run/mysqld/init.sql
 """
-
-
-class ImageBuildError(RuntimeError):
-    """An image could not be built; nothing half-built was left behind."""
 
 
 @dataclass(frozen=True)

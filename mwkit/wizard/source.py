@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from mwkit.errors import SourceError
 from mwkit.names import InvalidName, check_identifier, check_service_name
 
 UNCOMMITTED = "UNCOMMITTED"
@@ -48,10 +49,6 @@ DEMO_GIT_ENV = {
     "GIT_COMMITTER_NAME": "mwkit",
     "GIT_COMMITTER_EMAIL": "mwkit@example.invalid",
 }
-
-
-class SourceError(ValueError):
-    """A ref, repository or folder that cannot become a runnable service folder."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from mwkit.errors import SpecError
 from mwkit.names import InvalidName, check_service_name
+from mwkit.watson.config import DEFAULT_FALL, DEFAULT_PERIOD, DEFAULT_RISE, DEFAULT_TIMEOUT
 
 KNOWN_LINKS = ("directory", "database")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -23,19 +25,15 @@ TOP_KEYS = ("service_name", "service_port", "service_links", "health_check", "en
 REQUIRED_KEYS = ("service_name", "service_port")
 
 
-class SpecError(ValueError):
-    """A ``microwizard/`` folder that mwkit cannot run: names the file, key and expectation."""
-
-
 @dataclass(frozen=True)
 class HealthCheck:
     """How Watson checks an instance (seconds; rise/fall in consecutive checks)."""
 
     path: str = "/health"
-    period: float = 1.0
-    timeout: float = 0.5
-    rise: int = 1
-    fall: int = 2
+    period: float = DEFAULT_PERIOD
+    timeout: float = DEFAULT_TIMEOUT
+    rise: int = DEFAULT_RISE
+    fall: int = DEFAULT_FALL
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from mwkit.wizard.runtimes.base import WizardError
+from mwkit.contract import Phase
+from mwkit.errors import StateError
 
 FORMAT = 1
-
-
-class StateError(WizardError):
-    """The state file cannot be read; the message names it and how to reset it."""
 
 
 @dataclass
@@ -39,7 +36,7 @@ class Instance:
     folder: str  # the checkout it runs
     instance_dir: str  # log, datawire.conf, state/phase.json
     created: float = field(default_factory=time.time)
-    phase: str = "checking-out"  # the wizard's own view until the supervisor writes one
+    phase: str = Phase.CHECKING_OUT  # the wizard's view until the supervisor writes one
     reason: str = ""
     handle: dict | None = None  # the runtime's Handle (pid or container id, address)
 

@@ -13,7 +13,7 @@ plays the part of the original Microwizard's container entry point:
 If the service exits by itself, Watson deregisters it and the supervisor exits with the
 service's code (phase ``failed``, or ``stopped`` on 0). The phase goes to
 ``$MWKIT_STATE_DIR/phase.json`` (written atomically) so the host can follow the instance on
-every runtime. Settings come from the environment (see :class:`Settings`).
+every runtime. Its settings come from the environment (see :class:`InstanceEnvironment`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from mwkit import contract
+from mwkit.contract import Phase
+
 INIT_FAILED = 3
 CONFIG_FAILED = 4
 POLL = 0.05
 
 
 @dataclass(frozen=True)
-class Settings:
+class InstanceEnvironment:
     """The supervisor's settings, read from the environment the runtime prepared."""
 
     instance_id: str
@@ -51,23 +54,23 @@ class Settings:
     host_uid: int | None  # on Docker: give the state files back to the host's user
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Settings:
+    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> InstanceEnvironment:
         def need(name: str) -> str:
             if not env.get(name):
                 raise SystemExit(f"supervisor: environment variable {name} is not set")
             return env[name]
 
-        metadata = json.loads(env.get("MWKIT_METADATA") or "{}")
-        uid = env.get("MWKIT_HOST_UID")
+        metadata = json.loads(env.get(contract.METADATA) or "{}")
+        uid = env.get(contract.HOST_UID)
         return cls(
-            instance_id=need("MWKIT_INSTANCE_ID"),
-            service=need("MWKIT_SERVICE"),
-            state_dir=Path(need("MWKIT_STATE_DIR")),
-            watson_config=Path(need("MWKIT_WATSON_CONFIG")),
-            advertise_host=env.get("MWKIT_ADVERTISE_HOST") or None,
+            instance_id=need(contract.INSTANCE_ID),
+            service=need(contract.SERVICE),
+            state_dir=Path(need(contract.STATE_DIR)),
+            watson_config=Path(need(contract.WATSON_CONFIG)),
+            advertise_host=env.get(contract.ADVERTISE_HOST) or None,
             metadata={str(k): str(v) for k, v in metadata.items()},
-            token=env.get("MWKIT_DIRECTORY_TOKEN") or None,
-            grace=float(env.get("MWKIT_STOP_GRACE") or 5.0),
+            token=env.get(contract.DIRECTORY_TOKEN) or None,
+            grace=float(env.get(contract.STOP_GRACE) or 5.0),
             host_uid=int(uid) if uid else None,
         )
 
@@ -80,7 +83,7 @@ class PhaseFile:
         self.host_uid = host_uid
         self.data: dict = {"supervisor_pid": os.getpid()}
 
-    def write(self, phase: str, **fields) -> None:
+    def write(self, phase: Phase, **fields) -> None:
         self.data.update(fields, phase=phase, time=time.time())
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text(json.dumps(self.data))
@@ -96,7 +99,7 @@ def own_ip() -> str:
     return socket.gethostbyname(socket.gethostname())
 
 
-def watson_config(settings: Settings):
+def watson_config(settings: InstanceEnvironment):
     """Watson's configuration: the rendered datawire.conf plus what only we know here."""
     from mwkit.watson import WatsonConfig
 
@@ -118,9 +121,9 @@ def watson_config(settings: Settings):
 class Supervisor:
     """One instance's lifecycle; ``run()`` returns the process exit code."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: InstanceEnvironment):
         self.settings = settings
-        self.phase = PhaseFile(settings.state_dir / "phase.json", settings.host_uid)
+        self.phase = PhaseFile(settings.state_dir / contract.PHASE_FILE, settings.host_uid)
         self.stopping = threading.Event()
         self.child: subprocess.Popen | None = None
 
@@ -141,24 +144,24 @@ class Supervisor:
         try:
             config = watson_config(self.settings)
         except Exception as error:  # noqa: BLE001 - any bad config ends the instance
-            self.phase.write("failed", reason=f"bad Watson configuration: {error}")
+            self.phase.write(Phase.FAILED, reason=f"bad Watson configuration: {error}")
             return CONFIG_FAILED
-        self.phase.write("initializing", instance=self.settings.instance_id,
+        self.phase.write(Phase.INITIALIZING, instance=self.settings.instance_id,
                          address=urlsplit(config.service_url).netloc)
         code = self._run_child("init")
         if self.stopping.is_set():
-            self.phase.write("stopped", reason="stopped during init")
+            self.phase.write(Phase.STOPPED, reason="stopped during init")
             return 0
         if code != 0:
-            self.phase.write("failed", reason=f"mw.sh init exited with code {code}",
+            self.phase.write(Phase.FAILED, reason=f"mw.sh init exited with code {code}",
                              exit_code=code)
             return INIT_FAILED
 
         from mwkit.watson import Watson
 
-        self.phase.write("starting")
+        self.phase.write(Phase.STARTING)
         self.child = self._spawn("run")
-        self.phase.write("starting", service_pid=self.child.pid)
+        self.phase.write(Phase.STARTING, service_pid=self.child.pid)
         watson = Watson(config)
         watson.start()
         try:
@@ -167,12 +170,12 @@ class Supervisor:
             watson.stop()  # deregister (and drain) before the service is stopped
         if code is None:  # asked to stop: Watson has drained, now the service goes
             self._end_child(self.settings.grace)
-            self.phase.write("stopped", reason="stopped on request")
+            self.phase.write(Phase.STOPPED, reason="stopped on request")
             return 0
         if code == 0:
-            self.phase.write("stopped", reason="mw.sh run exited with code 0", exit_code=0)
+            self.phase.write(Phase.STOPPED, reason="mw.sh run exited with code 0", exit_code=0)
             return 0
-        self.phase.write("failed", reason=f"mw.sh run exited with code {code}", exit_code=code)
+        self.phase.write(Phase.FAILED, reason=f"mw.sh run exited with code {code}", exit_code=code)
         return code if code > 0 else 128 - code
 
     def _watch(self, watson) -> int | None:
@@ -183,11 +186,12 @@ class Supervisor:
             if code is not None:
                 return code
             was_live = was_live or watson.registered
-            phase = "live" if watson.registered else ("unhealthy" if was_live else "starting")
+            phase = Phase.LIVE if watson.registered else (
+                Phase.UNHEALTHY if was_live else Phase.STARTING)
             if phase != self.phase.data.get("phase"):
                 self.phase.write(phase, registered=watson.registered)
             self.stopping.wait(POLL)
-        self.phase.write("draining", reason="SIGTERM: deregistering, then draining")
+        self.phase.write(Phase.DRAINING, reason="SIGTERM: deregistering, then draining")
         return None
 
     def _spawn(self, step: str) -> subprocess.Popen:
@@ -234,7 +238,7 @@ class Supervisor:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="[%(name)s] %(message)s")
-    settings = Settings.from_env()
+    settings = InstanceEnvironment.from_env()
     if settings.host_uid is not None:
         os.umask(0)  # the host's user can remove what we leave, even after a SIGKILL
     settings.state_dir.mkdir(parents=True, exist_ok=True)

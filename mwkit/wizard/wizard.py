@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import threading
 import time
@@ -23,24 +22,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import mwkit
+from mwkit import contract
+from mwkit.contract import LEAVING, SERVING, Phase
 from mwkit.directory.client import DirectoryClient, DirectoryError
+from mwkit.errors import StateError, WizardError
 from mwkit.names import check_identifier, check_service_name
-from mwkit.wizard.runtimes import Handle, LaunchPlan, Runtime, WizardError, get_runtime
-from mwkit.wizard.state import Instance, State, StateError
+from mwkit.settings import KIT_ROOT, Settings
+from mwkit.wizard.runtimes import RUNTIMES, Handle, LaunchPlan, Runtime, get_runtime
+from mwkit.wizard.state import Instance, State
 
-KIT_ROOT = Path(mwkit.__file__).resolve().parent.parent
 SERVICE_GRACE = 5.0  # seconds a service gets between SIGTERM and SIGKILL
 STOP_MARGIN = 5.0  # what the supervisor may need beyond the drain and the service's grace
-LEAVING = ("failed", "stopped", "draining")
 
 __all__ = ["Instance", "InstanceStatus", "Wizard", "WizardError"]
 
 
 @dataclass(frozen=True)
 class InstanceStatus:
-    """One row of ``status()``: ``state`` is checking-out, initializing, starting, live,
-    registered (the Directory lists it), unhealthy, draining, stopped or failed."""
+    """One row of ``status()``: where the instance is in its lifecycle (``phase``, see
+    :class:`mwkit.contract.Phase`) and why, when it failed."""
 
     instance: str
     service: str
@@ -49,7 +49,7 @@ class InstanceStatus:
     commit: str
     runtime: str
     address: str | None
-    state: str
+    phase: Phase
     reason: str = ""
 
 
@@ -76,19 +76,23 @@ class Wizard:
     """Launch and manage service instances of one workdir; ``with Wizard() as w:`` removes
     every instance it started when the block ends."""
 
-    def __init__(self, workdir: Path | str = ".mwkit", runtime: str | None = None,
+    def __init__(self, workdir: Path | str | None = None, runtime: str | Runtime | None = None,
                  directory_url: str | None = None, database_url: str | None = None,
                  sources: dict | None = None, progress: Callable[[str], None] | None = None,
-                 token: str | None = None):
-        self.workdir = Path(workdir).resolve()
-        self.runtime = get_runtime(runtime)
-        self._runtimes: dict[str, Runtime] = {self.runtime.name: self.runtime}
+                 token: str | None = None, settings: Settings | None = None):
+        """Arguments left out come from ``settings`` (default ``Settings.from_env()``), then
+        from ``<workdir>/stack.json`` (the stack ``mwkit up`` or a notebook started)."""
+        settings = (settings or Settings.from_env()).replace(
+            workdir=workdir, directory_url=directory_url, directory_token=token)
+        self.workdir = settings.workdir
         stack = read_stack(self.workdir)
-        self.directory_url = (directory_url or os.environ.get("MWKIT_DIRECTORY_URL")
-                              or stack.get("directory_url"))
+        if runtime is None or isinstance(runtime, str):
+            runtime = get_runtime(runtime or stack.get("runtime") or settings.runtime)
+        self.runtime = runtime
+        self._runtimes: dict[str, Runtime] = {self.runtime.name: self.runtime}
+        self.directory_url = settings.directory_url or stack.get("directory_url")
         self.database_url = database_url or stack.get("database_url")
-        self.token = token or os.environ.get("MWKIT_DIRECTORY_TOKEN") or stack.get(
-            "directory_token")
+        self.token = settings.directory_token or stack.get("directory_token")
         if sources is None:
             from mwkit.wizard.source import default_sources
 
@@ -145,10 +149,10 @@ class Wizard:
             self.progress(f"{instance.id}: starting on the {self.runtime.name} runtime")
             handle = self.runtime.start(plan)
         except Exception as error:
-            instance.phase, instance.reason = "failed", str(error)
+            instance.phase, instance.reason = Phase.FAILED, str(error)
             self.state.update(instance)
             raise
-        instance.phase, instance.handle = "started", handle.to_dict()
+        instance.phase, instance.handle = Phase.STARTED, handle.to_dict()
         self.state.update(instance)
         self._started.add(instance.id)
         return instance, handle
@@ -179,19 +183,19 @@ class Wizard:
         env = {
             **spec.env,
             **extra_env,
-            "MWKIT_SERVICE": instance.service,
-            "MWKIT_INSTANCE_ID": instance.id,
-            "MWKIT_TAG": instance.tag,
-            "MWKIT_COMMIT": instance.commit,
-            "MWKIT_METADATA": json.dumps(metadata),
-            "MWKIT_STOP_GRACE": str(SERVICE_GRACE),
+            contract.SERVICE: instance.service,
+            contract.INSTANCE_ID: instance.id,
+            contract.TAG: instance.tag,
+            contract.COMMIT: instance.commit,
+            contract.METADATA: json.dumps(metadata),
+            contract.STOP_GRACE: str(SERVICE_GRACE),
         }
         if self.token:
-            env["MWKIT_DIRECTORY_TOKEN"] = self.token
+            env[contract.DIRECTORY_TOKEN] = self.token
         if "directory" in spec.links:
-            env["MWKIT_DIRECTORY_URL"] = for_instances
+            env[contract.DIRECTORY_URL] = for_instances
         if "database" in spec.links and self.database_url:
-            env["DATABASE_URL"] = self.runtime.instance_url(self.database_url)
+            env[contract.DATABASE_URL] = self.runtime.instance_url(self.database_url)
 
         def render_conf(service_url: str, health_check_url: str) -> str:
             return render_datawire_conf(spec, directory_url=for_instances,
@@ -216,7 +220,8 @@ class Wizard:
                 self.progress(f"{instance.id}: registered at {read_phase(handle).get('address')}")
                 return
             phase = read_phase(handle)
-            if phase.get("phase") in ("failed", "stopped") or not runtime.is_running(handle):
+            if phase.get("phase") in (Phase.FAILED, Phase.STOPPED) or \
+                    not runtime.is_running(handle):
                 reason = phase.get("reason") or "its supervisor exited"
                 self._fail(instance, handle, reason)
             time.sleep(0.1)
@@ -227,7 +232,7 @@ class Wizard:
         runtime = self._runtime(instance.runtime)
         runtime.kill(handle)
         self._deregister(instance)
-        instance.phase, instance.reason = "failed", reason
+        instance.phase, instance.reason = Phase.FAILED, reason
         self.state.update(instance)
         self._started.discard(instance.id)
         tail = runtime.logs(handle, 20)
@@ -241,7 +246,7 @@ class Wizard:
         SIGKILL after a grace), or with ``now`` SIGKILL at once (it stays in the Directory
         until its lease runs out, as a crashed instance would)."""
         check_identifier(tag, "tag")
-        candidates = [s for s in self.status() if s.tag == tag and s.state not in LEAVING
+        candidates = [s for s in self.status() if s.tag == tag and s.phase not in LEAVING
                       and (service is None or s.service == service)]
         if not candidates:
             raise WizardError(f"no running instance tagged {tag!r} in {self.workdir}")
@@ -298,9 +303,9 @@ class Wizard:
             return self._running(service, tag)
 
     def _running(self, service: str, tag: str) -> list[Instance]:
-        states = {s.instance: s.state for s in self.status()}
+        phases = {s.instance: s.phase for s in self.status()}
         return [i for i in self.state.instances() if i.service == service and i.tag == tag
-                and states.get(i.id) not in LEAVING]
+                and phases.get(i.id) not in LEAVING]
 
     @staticmethod
     def _in_parallel(work: Callable, items: list) -> list[Exception]:
@@ -339,16 +344,15 @@ class Wizard:
                 self._runtime(instance.runtime).kill(Handle.from_dict(instance.handle))
                 self._deregister(instance)
             removed.append(instance.id)
-        names = {self.runtime.name, "process"} | {i.runtime for i in instances}
-        if force:
-            names.add("docker")
-        for name in sorted(names):
+        needed = {self.runtime.name} | {i.runtime for i in instances}
+        for name in sorted(RUNTIMES):  # after a crash, anything may be anywhere
             try:
-                removed += self._runtime(name).cleanup_orphans(self.workdir, infrastructure)
+                removed += self._runtime(name).cleanup(self.workdir, infrastructure)
             except (ImportError, WizardError) as error:
-                if name in {i.runtime for i in instances} | {self.runtime.name}:
+                if name in needed:
                     raise
-                self.progress(f"skipped the {name} runtime: {error}")
+                if force:
+                    self.progress(f"skipped the {name} runtime: {error}")
         self.state.reset()
         shutil.rmtree(self.workdir / "instances", ignore_errors=True)
         self._started.clear()
@@ -359,25 +363,25 @@ class Wizard:
     # --- looking ------------------------------------------------------------------------
 
     def status(self) -> list[InstanceStatus]:
-        """Every instance of this workdir, oldest first, with its current state."""
+        """Every instance of this workdir, oldest first, with its current phase."""
         listed = self._listed(None)
         rows = []
         for instance in self.state.instances():
-            state, reason, address = instance.phase, instance.reason, instance.address
-            if instance.handle and state == "started":
+            phase, reason, address = Phase(instance.phase), instance.reason, instance.address
+            if instance.handle and phase == Phase.STARTED:
                 handle = Handle.from_dict(instance.handle)
-                phase = read_phase(handle)
-                state = phase.get("phase", "initializing")
-                reason, address = phase.get("reason", ""), phase.get("address", address)
-                if state not in ("failed", "stopped") and not self._runtime(
+                written = read_phase(handle)
+                phase = Phase(written.get("phase", Phase.INITIALIZING))
+                reason, address = written.get("reason", ""), written.get("address", address)
+                if phase not in (Phase.FAILED, Phase.STOPPED) and not self._runtime(
                         instance.runtime).is_running(handle):
-                    state, reason = "failed", reason or "the supervisor is gone"
-                elif instance.id in listed and state in ("live", "starting", "unhealthy"):
-                    state = "registered"
+                    phase, reason = Phase.FAILED, reason or "the supervisor is gone"
+                elif instance.id in listed and phase in SERVING:
+                    phase = Phase.REGISTERED
             rows.append(InstanceStatus(
                 instance=instance.id, service=instance.service, tag=instance.tag,
                 ref=instance.ref, commit=instance.short_commit, runtime=instance.runtime,
-                address=address, state=state, reason=reason))
+                address=address, phase=phase, reason=reason))
         return rows
 
     def logs(self, instance_id: str | None = None, lines: int = 50) -> str:

@@ -12,16 +12,12 @@ stored in the workdir's state file). Inside the instance the same supervisor
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-#: Where an instance's supervisor writes its phase (``<state dir>/phase.json``).
-PHASE_FILE = "phase.json"
-
-
-class WizardError(RuntimeError):
-    """Something the wizard was asked to do failed; the message says what and where."""
+from mwkit.contract import PHASE_FILE
 
 
 @dataclass(frozen=True)
@@ -87,10 +83,29 @@ class Handle:
         return Path(self.instance_dir) / "state" / PHASE_FILE
 
 
+@dataclass(frozen=True)
+class Directory:
+    """A Directory a runtime started: the URL this machine uses, the one instances use."""
+
+    url: str
+    instance_url: str
+    handle: Handle
+
+
 class Runtime(Protocol):
-    """The interface the wizard drives; ``process`` and ``docker`` implement it."""
+    """Everything the wizard and the stack need from a place to run things.
+
+    Instances: ``start`` / ``stop`` / ``kill`` / ``is_running`` / ``logs``. The stack beside
+    them: ``start_directory`` and ``database``. After a crash: ``cleanup`` finds and removes
+    whatever this runtime started for a workdir, by marks it left on it (never by a bare
+    pid or a bare name). ``process`` and ``docker`` implement it.
+    """
 
     name: str
+
+    @classmethod
+    def not_ready(cls) -> str | None:
+        """Why this runtime cannot run here (one line, with what to do), or None if it can."""
 
     def start(self, plan: LaunchPlan) -> Handle:
         """Start the instance's supervisor; return at once (readiness is the wizard's job)."""
@@ -108,18 +123,18 @@ class Runtime(Protocol):
     def logs(self, handle: Handle, lines: int = 50) -> str:
         """The last ``lines`` lines of the instance's output."""
 
-    def cleanup_orphans(self, workdir: Path, infrastructure: bool = False) -> list[str]:
+    def start_directory(self, workdir: Path, token: str | None = None) -> Directory:
+        """Start a Directory (``python -m mwkit directory``) that this runtime's instances
+        can reach; remove it with ``kill(directory.handle)``."""
+
+    def database(self, workdir: Path) -> AbstractContextManager[str]:
+        """A private MariaDB server for the ``with`` block; yields the URL this machine uses
+        (``instance_url`` translates it for instances)."""
+
+    def cleanup(self, workdir: Path, infrastructure: bool = False) -> list[str]:
         """Remove every instance of ``workdir`` this runtime can still find (also without a
         state file, after a crash), and with ``infrastructure`` also what the stack runs
         beside them (the Directory, the database); return what was removed."""
 
-    def infrastructure_marks(self, workdir: Path, role: str) -> dict[str, str]:
-        """Labels (docker) or environment (process) that let ``cleanup_orphans`` find a
-        piece of infrastructure (``role``: directory, database) started for ``workdir``."""
-
-    def start_directory(self, workdir: Path, token: str | None = None) -> tuple[str, str, Handle]:
-        """Start a Directory reachable by this runtime's instances; return
-        ``(url_for_host, url_for_instances, handle)``."""
-
     def instance_url(self, url: str) -> str:
-        """Translate a URL the host uses (the Directory's) into one instances can reach."""
+        """Translate a URL this machine uses (the Directory's) into one instances can reach."""

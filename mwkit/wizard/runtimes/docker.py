@@ -7,10 +7,11 @@ What the original Microwizard did, without its flaws:
   ``/var/lib/mwkit/instance``, and mwkit's source read-only under ``/opt/mwkit``: the same
   supervisor as on the process runtime runs inside (``python3 -m mwkit.wizard.supervisor``);
 - the Docker socket is never mounted: no container can touch the others;
-- containers join a user-defined network ``mwkit`` (created when missing), so they reach
-  each other and the Directory by name; an instance registers its IP on that network
-  (reachable from other containers, and on Linux from the host), and its port is published
-  on 127.0.0.1 only (``published`` in its Directory metadata);
+- each workdir's containers join a user-defined network of their own, ``mwkit-<id>``
+  (``<id>``: a short hash of the workdir, in every name), so they reach each other and the
+  Directory by name, and two learners on one engine never meet; an instance registers its
+  IP on that network (reachable from other containers, and on Linux from the host), and its
+  port is published on 127.0.0.1 only (``published`` in its Directory metadata);
 - every container is labelled (``mwkit.managed``, ``mwkit.workdir``, ``mwkit.service``,
   ``mwkit.tag``, ``mwkit.commit``, ``mwkit.instance``): ``down`` finds them even after the
   state file is lost.
@@ -19,25 +20,41 @@ What the original Microwizard did, without its flaws:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from mwkit import procs
-from mwkit.wizard.runtimes.base import Handle, LaunchPlan, WizardError
-from mwkit.wizard.runtimes.process import KIT_ROOT
+from mwkit import contract, procs
+from mwkit.directory import directory_command
+from mwkit.errors import DockerUnavailable, WizardError
+from mwkit.settings import DIRECTORY_PORT, KIT_ROOT
+from mwkit.wizard.database import MARIADB_IMAGE, mariadb_container
+from mwkit.wizard.runtimes.base import Directory, Handle, LaunchPlan
 
 IMAGE = "mwkit/base:latest"
-NETWORK = "mwkit"
 SERVICE_DIR = "/usr/src/service"
 STATE_DIR = "/var/lib/mwkit/instance"
 CONF_PATH = "/etc/mwkit/datawire.conf"
 KIT_DIR = "/opt/mwkit"
-DIRECTORY_NAME = "mwkit-directory"
-DIRECTORY_PORT = 5353
 MANAGED = {"mwkit.managed": "1"}
+
+
+def stack_id(workdir: Path) -> str:
+    """A short id of a workdir, in the name of every container and network made for it."""
+    return hashlib.sha256(str(Path(workdir).resolve()).encode()).hexdigest()[:8]
+
+
+def network_name(workdir: Path) -> str:
+    return f"mwkit-{stack_id(workdir)}"
+
+
+def container_name(workdir: Path, what: str) -> str:
+    """``mwkit-<id>-<what>``: an instance id, or directory / mariadb."""
+    return f"mwkit-{stack_id(workdir)}-{what}"
 
 
 def kit_mounts() -> dict[str, dict]:
@@ -54,93 +71,105 @@ def sqlite_mount(database_url: str) -> dict[str, dict]:
 
 
 class DockerRuntime:
-    """Instances as containers on the ``mwkit`` network."""
+    """Instances as containers, each workdir on a network of its own."""
 
     name = "docker"
 
     def __init__(self) -> None:
         self._client = None
 
+    @classmethod
+    def not_ready(cls) -> str | None:
+        """Why containers cannot run here: no engine answers, or the images are not built."""
+        from mwkit.wizard.engine import docker_client
+
+        try:
+            client = docker_client(timeout=2.0)
+        except DockerUnavailable:
+            return "no Docker engine answers (start Docker, or use processes)"
+        with contextlib.closing(client):
+            missing = [image for image in (IMAGE, MARIADB_IMAGE) if not _has_image(client, image)]
+        if missing:
+            return (f"Docker answers but the images are not built ({', '.join(missing)}); "
+                    "run `mwkit image build`")
+        return None
+
     @property
     def client(self):
         """The Docker client, made on first use (the SDK is imported only here)."""
         if self._client is None:
-            from mwkit.wizard.engine import DockerUnavailable, docker_client
+            from mwkit.wizard.engine import docker_client
 
-            try:
-                self._client = docker_client()
-            except DockerUnavailable as error:
-                raise WizardError(str(error)) from None
+            self._client = docker_client()
         return self._client
 
-    def _image(self) -> str:
+    def _image(self, image: str = IMAGE) -> str:
+        if not _has_image(self.client, image):
+            raise WizardError(f"the image {image} is missing: build it (offline, about a "
+                              f"minute) with `mwkit image build`")
+        return image
+
+    def _network(self, workdir: Path) -> str:
+        """The workdir's user-defined network, created (labelled) when missing; its name."""
         import docker.errors
 
-        try:
-            self.client.images.get(IMAGE)
-        except docker.errors.ImageNotFound:
-            raise WizardError(f"the image {IMAGE} is missing: build it (offline, about a "
-                              "minute) with `mwkit image build base`") from None
-        return IMAGE
+        name = network_name(workdir)
+        if not self._networks(workdir):
+            with contextlib.suppress(docker.errors.APIError):  # created meanwhile
+                self.client.networks.create(name, driver="bridge", labels={
+                    **MANAGED, "mwkit.workdir": str(Path(workdir).resolve())})
+        return name
 
-    def network(self) -> str:
-        """The stack's user-defined network, created (labelled) when missing; its name."""
-        import docker.errors
+    def _networks(self, workdir: Path) -> list:
+        """The workdir's network, if any (Docker's name filter also matches longer names)."""
+        name = network_name(workdir)
+        return [n for n in self.client.networks.list(names=[name]) if n.name == name]
 
-        if self._networks():
-            return NETWORK
-        with contextlib.suppress(docker.errors.APIError):  # created meanwhile by another
-            self.client.networks.create(NETWORK, driver="bridge", labels=dict(MANAGED))
-        return NETWORK
-
-    def _networks(self) -> list:
-        """The ``mwkit`` network, if any (Docker's name filter also matches ``mwkit-x``)."""
-        return [n for n in self.client.networks.list(names=[NETWORK]) if n.name == NETWORK]
-
-    def _run(self, name: str, workdir: Path, labels: dict, **options):
+    def _run(self, name: str, workdir: Path, labels: dict, image: str = IMAGE, **options):
         """Start a labelled container on the network; a stale one of this workdir goes first."""
         import docker.errors
 
+        workdir = Path(workdir).resolve()
         with contextlib.suppress(docker.errors.NotFound):
             old = self.client.containers.get(name)
-            if old.labels.get("mwkit.workdir") != str(workdir.resolve()):
+            if old.labels.get("mwkit.workdir") != str(workdir):
                 raise WizardError(f"a container named {name} already exists and is not one of "
                                   f"{workdir}'s: remove it (`docker rm -f {name}`) or use it")
             old.remove(force=True)
-        self.network()
-        labels = {**MANAGED, "mwkit.workdir": str(workdir.resolve()), **labels}
-        return self.client.containers.run(self._image(), name=name, labels=labels,
-                                          network=NETWORK, detach=True, init=True, **options)
+        network = self._network(workdir)
+        labels = {**MANAGED, "mwkit.workdir": str(workdir), **labels}
+        return self.client.containers.run(self._image(image), name=name, labels=labels,
+                                          network=network, detach=True, init=True, **options)
 
     def start(self, plan: LaunchPlan) -> Handle:
         port, host_port = plan.service_port, procs.free_port()
-        name = f"mwkit-{plan.instance_id}"
+        name = container_name(plan.workdir, plan.instance_id)
         plan.state_dir.mkdir(parents=True, exist_ok=True)
         # The supervisor replaces the host with its own IP (MWKIT_ADVERTISE_HOST); Watson
         # checks the service from inside the same container.
         plan.conf_path.write_text(plan.render_conf(
             f"http://{name}:{port}", f"http://127.0.0.1:{port}{plan.health_path}"))
-        metadata = {**json.loads(plan.env.get("MWKIT_METADATA", "{}")),
+        metadata = {**json.loads(plan.env.get(contract.METADATA, "{}")),
                     "published": f"127.0.0.1:{host_port}"}
         env = {
             **plan.env,
-            "HOST": "0.0.0.0",
-            "PORT": str(port),
-            "PYTHON": "python3",
+            contract.HOST: "0.0.0.0",
+            contract.PORT: str(port),
+            contract.PYTHON: "python3",
             "PYTHONPATH": KIT_DIR,
             "PYTHONDONTWRITEBYTECODE": "1",  # never root-owned __pycache__ in a working tree
-            "MWKIT_STATE_DIR": STATE_DIR,
-            "MWKIT_WATSON_CONFIG": CONF_PATH,
-            "MWKIT_ADVERTISE_HOST": "container-ip",
-            "MWKIT_METADATA": json.dumps(metadata),
-            "MWKIT_HOST_UID": str(os.getuid()),
+            contract.STATE_DIR: STATE_DIR,
+            contract.WATSON_CONFIG: CONF_PATH,
+            contract.ADVERTISE_HOST: "container-ip",
+            contract.METADATA: json.dumps(metadata),
+            contract.HOST_UID: str(os.getuid()),
         }
         volumes = {
             str(plan.folder): {"bind": SERVICE_DIR, "mode": "ro" if plan.read_only else "rw"},
             str(plan.state_dir): {"bind": STATE_DIR, "mode": "rw"},
             str(plan.conf_path): {"bind": CONF_PATH, "mode": "ro"},
             **kit_mounts(),
-            **sqlite_mount(plan.env.get("DATABASE_URL", "")),
+            **sqlite_mount(plan.env.get(contract.DATABASE_URL, "")),
         }
         labels = {"mwkit.service": plan.service, "mwkit.tag": plan.tag,
                   "mwkit.commit": plan.commit, "mwkit.instance": plan.instance_id}
@@ -149,7 +178,8 @@ class DockerRuntime:
             working_dir=SERVICE_DIR, environment=env, volumes=volumes,
             ports={f"{port}/tcp": ("127.0.0.1", host_port)})
         container.reload()
-        ip = container.attrs["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
+        networks = container.attrs["NetworkSettings"]["Networks"]
+        ip = networks[network_name(plan.workdir)]["IPAddress"]
         return Handle(runtime=self.name, instance_id=plan.instance_id,
                       instance_dir=str(plan.instance_dir), container=container.id,
                       address=f"{ip}:{port}", published=f"127.0.0.1:{host_port}")
@@ -183,6 +213,7 @@ class DockerRuntime:
 
     def _remove(self, container, handle: Handle) -> None:
         with contextlib.suppress(OSError):
+            handle.log_path.parent.mkdir(parents=True, exist_ok=True)
             handle.log_path.write_bytes(container.logs())
         container.remove(force=True)
 
@@ -192,9 +223,9 @@ class DockerRuntime:
             return procs.log_tail(handle.log_path, lines)
         return container.logs(tail=lines).decode("utf-8", "replace").rstrip("\n")
 
-    def cleanup_orphans(self, workdir: Path, infrastructure: bool = False) -> list[str]:
+    def cleanup(self, workdir: Path, infrastructure: bool = False) -> list[str]:
         """Remove every container labelled with ``workdir`` (the Directory and the database
-        too when asked)."""
+        too when asked, and then the workdir's network)."""
         filters = {"label": ["mwkit.managed=1", f"mwkit.workdir={Path(workdir).resolve()}"]}
         removed = []
         for container in self.client.containers.list(all=True, filters=filters):
@@ -203,49 +234,55 @@ class DockerRuntime:
             container.remove(force=True)
             removed.append(f"{container.labels.get('mwkit.instance', container.name)} "
                            f"(container {container.name})")
-        for network in self._networks() if infrastructure else []:  # a full teardown
+        for network in self._networks(workdir) if infrastructure else []:  # a full teardown
             network.reload()
             if not network.containers:
                 with contextlib.suppress(Exception):  # in use again meanwhile
                     network.remove()
         return removed
 
-    def start_directory(self, workdir: Path, token: str | None = None) -> tuple[str, str, Handle]:
-        """The Directory as container ``mwkit-directory`` on the network."""
+    def start_directory(self, workdir: Path, token: str | None = None) -> Directory:
+        """The Directory as container ``mwkit-<id>-directory`` on the workdir's network."""
         workdir = Path(workdir)
+        name = container_name(workdir, "directory")
         host_port = procs.free_port()
         container = self._run(
-            DIRECTORY_NAME, workdir, {"mwkit.role": "directory"},
-            command=["python3", "-m", "mwkit", "directory", "--host", "0.0.0.0",
-                     "--port", str(DIRECTORY_PORT)],
-            environment={"PYTHONPATH": KIT_DIR, "MWKIT_DIRECTORY_TOKEN": token or ""},
+            name, workdir, {"mwkit.role": "directory"},
+            command=directory_command("0.0.0.0", DIRECTORY_PORT, python="python3"),
+            environment={"PYTHONPATH": KIT_DIR, contract.DIRECTORY_TOKEN: token or ""},
             volumes=kit_mounts(), ports={f"{DIRECTORY_PORT}/tcp": ("127.0.0.1", host_port)})
         url = f"http://127.0.0.1:{host_port}"
         handle = Handle(runtime=self.name, instance_id="directory",
                         instance_dir=str(workdir / "directory"), container=container.id,
-                        address=f"{DIRECTORY_NAME}:{DIRECTORY_PORT}",
-                        published=f"127.0.0.1:{host_port}")
+                        address=f"{name}:{DIRECTORY_PORT}", published=f"127.0.0.1:{host_port}")
         deadline = time.monotonic() + 20
         while not _answers(url + "/health"):
             container.reload()
             if container.status != "running" or time.monotonic() > deadline:
                 logs = container.logs(tail=20).decode("utf-8", "replace")
                 self.kill(handle)
-                raise WizardError(f"the Directory container {DIRECTORY_NAME} did not answer at "
+                raise WizardError(f"the Directory container {name} did not answer at "
                                   f"{url} (it is {container.status}); its log:\n{logs}")
             time.sleep(0.1)
-        return url, f"http://{DIRECTORY_NAME}:{DIRECTORY_PORT}", handle
+        return Directory(url=url, instance_url=f"http://{name}:{DIRECTORY_PORT}", handle=handle)
 
-    def infrastructure_marks(self, workdir: Path, role: str) -> dict[str, str]:
-        return {**MANAGED, "mwkit.workdir": str(Path(workdir).resolve()), "mwkit.role": role}
+    @contextlib.contextmanager
+    def database(self, workdir: Path) -> Iterator[str]:
+        """MariaDB as container ``mwkit-<id>-mariadb`` on the workdir's network."""
+        labels = {**MANAGED, "mwkit.workdir": str(Path(workdir).resolve()),
+                  "mwkit.role": "database"}
+        with mariadb_container(self.client, self._network(workdir),
+                               container_name(workdir, "mariadb"), labels=labels) as urls:
+            yield urls.host
 
     def instance_url(self, url: str) -> str:
-        """A host loopback URL of a container published on 127.0.0.1 becomes the container's
-        name and port on the network; other loopback URLs cannot be reached from containers."""
+        """A host loopback URL of a kit container published on 127.0.0.1 becomes the
+        container's name and port on its network; other loopback URLs cannot be reached
+        from containers."""
         parts = urlsplit(url)
         if parts.hostname not in ("127.0.0.1", "localhost"):
             return url
-        for container in self.client.containers.list(filters={"network": NETWORK}):
+        for container in self.client.containers.list(filters={"label": "mwkit.managed=1"}):
             for inside, bindings in (container.ports or {}).items():
                 if any(str(b.get("HostPort")) == str(parts.port) for b in bindings or []):
                     userinfo = parts.netloc.rpartition("@")[0]
@@ -254,10 +291,19 @@ class DockerRuntime:
                         netloc=f"{userinfo}@{netloc}" if userinfo else netloc))
         raise WizardError(
             f"{url} is on the host's loopback, which containers cannot reach: run it as a "
-            f"container on the {NETWORK} network (`mwkit up --runtime docker` starts "
-            f"{DIRECTORY_NAME}), or give an address containers can reach"
+            f"container (`mwkit up --runtime docker` starts the Directory in one), or give "
+            f"an address containers can reach"
         )
 
+
+def _has_image(client, image: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
 
 
 def _answers(url: str) -> bool:

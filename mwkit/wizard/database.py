@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pymysql
 
+from mwkit.errors import DatabaseError
 from mwkit.procs import free_port, log_tail_text, spawn, stop_group
 
 CONTAINER_INIT_SQL_ENV = "MWKIT_MARIADB_INIT_SQL"
@@ -41,10 +42,6 @@ SQL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 PASSWORD = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 # A unix socket path must fit in sockaddr_un (108 bytes on Linux).
 MAX_SOCKET_PATH = 100
-
-
-class DatabaseError(RuntimeError):
-    """A database server could not be started, or a database URL is not usable."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,63 @@
+"""The instance contract: what every runtime gives an instance, and the phases it goes through.
+
+A runtime starts ``python -m mwkit.wizard.supervisor`` in the service's folder with these
+environment variables; the supervisor runs ``mw.sh init`` and ``mw.sh run`` with them (so a
+service reads ``HOST``, ``PORT`` and ``DATABASE_URL`` as any twelve-factor app would) and
+writes the instance's :class:`Phase` to ``$MWKIT_STATE_DIR/phase.json``. The names live
+here, once, because three parties use them: the wizard (which prepares them), the runtimes
+(which add where things are) and the supervisor (which reads them inside the instance).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# --- what the service itself reads ---------------------------------------------------
+HOST = "HOST"  # the interface to listen on
+PORT = "PORT"  # the port to listen on
+PYTHON = "PYTHON"  # the interpreter mw.sh should use
+DATABASE_URL = "DATABASE_URL"  # when microwizard.yml links "database"
+DIRECTORY_URL = "MWKIT_DIRECTORY_URL"  # when it links "directory" (the monolith's Sherlock)
+SHERLOCK_POLICY = "MWKIT_SHERLOCK_POLICY"  # how a linked Sherlock balances
+
+# --- who the instance is ---------------------------------------------------------------
+SERVICE = "MWKIT_SERVICE"
+INSTANCE_ID = "MWKIT_INSTANCE_ID"
+TAG = "MWKIT_TAG"
+COMMIT = "MWKIT_COMMIT"
+METADATA = "MWKIT_METADATA"  # JSON object registered beside the address (tag, commit, ...)
+
+# --- what the supervisor needs -----------------------------------------------------------
+STATE_DIR = "MWKIT_STATE_DIR"  # where phase.json goes
+WATSON_CONFIG = "MWKIT_WATSON_CONFIG"  # the rendered datawire.conf
+DIRECTORY_TOKEN = "MWKIT_DIRECTORY_TOKEN"  # what the Directory's writes need
+STOP_GRACE = "MWKIT_STOP_GRACE"  # seconds between the service's SIGTERM and SIGKILL
+ADVERTISE_HOST = "MWKIT_ADVERTISE_HOST"  # register this host ("container-ip": our own IP)
+HOST_UID = "MWKIT_HOST_UID"  # in a container: give the state files back to this user
+
+PHASE_FILE = "phase.json"
+
+
+class Phase(StrEnum):
+    """An instance's lifecycle, as ``mwkit status`` shows it.
+
+    The wizard writes the first one; the supervisor inside the instance writes the others
+    (``registered`` is added by the wizard when the Directory lists a live instance).
+    """
+
+    CHECKING_OUT = "checking-out"  # the wizard exports the commit
+    STARTED = "started"  # the runtime started the supervisor; it has not written yet
+    INITIALIZING = "initializing"  # mw.sh init
+    STARTING = "starting"  # mw.sh run; Watson has not seen it healthy yet
+    LIVE = "live"  # healthy: Watson registered it
+    REGISTERED = "registered"  # live, and the Directory lists it
+    UNHEALTHY = "unhealthy"  # was live, now fails its checks: deregistered
+    DRAINING = "draining"  # asked to stop: deregistered, finishing its calls
+    STOPPED = "stopped"  # ended on request, or its service exited with 0
+    FAILED = "failed"  # init or run failed, or it never became healthy
+
+
+#: Phases of an instance that is on its way out: it no longer counts as running.
+LEAVING = frozenset({Phase.FAILED, Phase.STOPPED, Phase.DRAINING})
+#: Phases in which the instance may still be listed in the Directory.
+SERVING = frozenset({Phase.LIVE, Phase.STARTING, Phase.UNHEALTHY})
