@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 import requests
 
@@ -95,13 +96,10 @@ def leftovers(tmp_path: Path, workdir: Path, wait: float = 10.0) -> list[str]:
     deadline = time.monotonic() + wait
     while True:
         found = [f"process group {pgid}" for pgid in groups_of(workdir)]
-        for entry in Path("/proc").glob("[0-9]*"):
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if str(tmp_path) in command and int(entry.name) != os.getpid():
-                found.append(f"{entry.name}: {command[:120]}")
+        for proc in psutil.process_iter(["cmdline"]):
+            command = " ".join(proc.info["cmdline"] or [])
+            if str(tmp_path) in command and proc.pid != os.getpid():
+                found.append(f"{proc.pid}: {command[:120]}")
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
