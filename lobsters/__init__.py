@@ -19,10 +19,13 @@ from flask import Flask, jsonify, render_template
 
 from lobsters import db
 from lobsters.ranking import hotness
+from mwkit.errors import NoInstances
 
 FRONT_PAGE_SIZE = 25
 POPULARITY_URL = "http://popularity/"  # a bare service name: Sherlock routes it
 POPULARITY_TIMEOUT = 2.0  # seconds; a page must never hang on a slow or silent instance
+#: The values of ``reason`` in ``/popular.json`` when no instance answered (None when one did).
+REASONS = ("no_instances", "timeout", "error")
 
 STORIES_QUERY = """
     SELECT s.id, s.title, s.url, s.score, s.comment_count, s.created_at, u.username
@@ -46,25 +49,45 @@ def front_page(database_url: str, limit: int = FRONT_PAGE_SIZE) -> list[dict]:
     return stories[:limit]
 
 
-def call_popularity(sherlock) -> dict:
-    """One call to popularity: ``{"service_id", "call_ms", "users", "error"}``, never raises.
+def failure_reason(exc: BaseException) -> str:
+    """Why a call to popularity failed, for ``reason`` in ``/popular.json``.
 
-    Any failure (``NoInstances``, a refused connection, a timeout, a bad answer) becomes an
-    ``error`` with ``service_id`` None, which the page shows as NO SERVICES AVAILABLE.
+    Decided here, by the exception's class, so that readers of the JSON (mwkit.traffic)
+    never have to parse class names out of the human text in ``error``.
+    """
+    if isinstance(exc, NoInstances):  # first: it is a requests.ConnectionError too
+        return "no_instances"
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    return "error"
+
+
+def call_popularity(sherlock) -> dict:
+    """One call to popularity, never raises: a dict with ``service_id``, ``instance``,
+    ``call_ms``, ``users``, ``error`` and ``reason``.
+
+    On success ``error`` and ``reason`` are None. Any failure leaves ``service_id`` None
+    (the page shows NO SERVICES AVAILABLE), puts the human text in ``error`` and says why in
+    ``reason`` (see :data:`REASONS`): ``"no_instances"`` when Sherlock knows no live
+    instance (or there is no Sherlock), ``"timeout"`` when the call timed out, ``"error"``
+    for anything else (an error status, a bad answer, a connection failed on every try).
     """
     started = time.perf_counter()
     result = {"service_id": None, "instance": None, "call_ms": None, "users": [],
-              "error": None}
-    try:
-        if sherlock is None:
-            raise RuntimeError("no Sherlock: MWKIT_DIRECTORY_URL is not set")
-        response = session_of(sherlock).get(POPULARITY_URL, timeout=POPULARITY_TIMEOUT)
-        response.raise_for_status()
-        body = response.json()
-        result.update(service_id=body["service_id"], users=body["users"],
-                      instance=getattr(response, "instance", None))
-    except (requests.RequestException, RuntimeError, ValueError, KeyError, TypeError) as exc:
-        result["error"] = f"{type(exc).__name__}: {exc}"
+              "error": None, "reason": None}
+    if sherlock is None:
+        result.update(error="no Sherlock: MWKIT_DIRECTORY_URL is not set",
+                      reason="no_instances")
+    else:
+        try:
+            response = session_of(sherlock).get(POPULARITY_URL, timeout=POPULARITY_TIMEOUT)
+            response.raise_for_status()
+            body = response.json()
+            result.update(service_id=body["service_id"], users=body["users"],
+                          instance=getattr(response, "instance", None))
+        except (requests.RequestException, RuntimeError, ValueError, KeyError,
+                TypeError) as exc:
+            result.update(error=f"{type(exc).__name__}: {exc}", reason=failure_reason(exc))
     result["call_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return result
 

@@ -29,6 +29,8 @@ from mwkit.directory.client import DirectoryClient
 MAX_DURATION = 600.0  # seconds: a forgotten cell or script stops after 10 minutes
 MAX_COUNT = 100_000  # reloads: whatever is asked
 OUTCOMES = ("ok", "no_service", "error", "timeout")
+#: The monolith's ``reason`` for a failed call to popularity -> the outcome of the reload.
+REASONS = {"no_instances": "no_service", "timeout": "timeout", "error": "error"}
 NO_ANSWER = "no answer"  # the label of reloads that no instance answered
 
 
@@ -59,20 +61,18 @@ class Mark:
 
 
 def outcome_of(body: dict) -> str:
-    """Classify a 200 answer of ``/popular.json``.
+    """Classify a 200 answer of ``/popular.json``: one of :data:`OUTCOMES`.
 
-    The monolith always answers 200 and says in ``error`` why no service answered: Sherlock
-    knew no live instance (``NoInstances``, or no Sherlock at all), the call timed out, or
-    anything else went wrong (a refused connection, a bad answer).
+    The monolith always answers 200. When no service answered it says why in ``reason``,
+    decided by the exception it caught (:data:`REASONS` maps it to an outcome): Sherlock
+    knew no live instance (or there is no Sherlock at all), the call timed out, or anything
+    else went wrong. ``error`` is only the human text; a failed reload without a known
+    ``reason`` (an older monolith, say) counts as an ``"error"``.
     """
     if body.get("service_id"):
         return "ok"
-    kind = str(body.get("error") or "").split(":", 1)[0]
-    if kind in ("NoInstances", "RuntimeError"):
-        return "no_service"
-    if "Timeout" in kind:
-        return "timeout"
-    return "error"
+    reason = body.get("reason")
+    return REASONS.get(reason, "error") if isinstance(reason, str) else "error"
 
 
 def check_loopback(url: str) -> None:

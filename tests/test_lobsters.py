@@ -14,8 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+import lobsters
 from lobsters import create_app, db, front_page
 from lobsters.ranking import HOTNESS_WINDOW, hotness
+from mwkit.directory import DirectoryClient
+from mwkit.errors import NoInstances
 from mwkit.procs import free_port, running
 from tests.helpers_services import (
     LOBSTERS_DIR,
@@ -28,12 +31,9 @@ from tests.helpers_services import (
 EPOCH = datetime(1970, 1, 1)
 
 
-class NoInstances(requests.ConnectionError):
-    """What Sherlock raises when no instance is live (a ConnectionError, as documented)."""
-
-
 class RoutedSession(requests.Session):
-    """A session that sends ``http://popularity/...`` to one real address, or to nowhere."""
+    """A session that sends ``http://popularity/...`` to one real address, or raises
+    NoInstances as Sherlock does when there is none."""
 
     def __init__(self, address: str | None):
         super().__init__()
@@ -125,6 +125,7 @@ def test_popular_says_no_services_available_at_once(database_url, sherlock):
     assert "NO SERVICES AVAILABLE" in page.text
     body = as_json.get_json()
     assert body["service_id"] is None and body["users"] == [] and body["error"]
+    assert body["reason"] == "no_instances"
     assert elapsed < 0.5
 
 
@@ -149,7 +150,7 @@ def test_popular_shows_the_users_and_the_instance_that_answered(database_url):
     assert "The Most Popular Users" in page.text and service_id in page.text
     assert "NO SERVICES AVAILABLE" not in page.text
     body = as_json.get_json()
-    assert body["service_id"] == service_id and body["error"] is None
+    assert body["service_id"] == service_id and body["error"] is body["reason"] is None
     assert body["call_ms"] > 0
     top = max(body["users"], key=lambda user: user["karma"])
     assert body["users"][0] == top and top["username"] in page.text
@@ -187,6 +188,7 @@ def test_mw_sh_init_seeds_and_run_serves_over_http(tmp_path):
         popular = requests.get(f"http://127.0.0.1:{port}/popular.json", timeout=5).json()
     assert story_ids(front.text) == [story["id"] for story in front_page(database_url)]
     assert popular["service_id"] is None and "MWKIT_DIRECTORY_URL" in popular["error"]
+    assert popular["reason"] == "no_instances"
 
 
 def test_mw_sh_rejects_an_unknown_command_with_usage(tmp_path):
@@ -206,7 +208,7 @@ def test_serving_an_uninitialised_database_says_to_run_init(tmp_path):
 
 @pytest.mark.mariadb
 def test_seeds_and_ranks_on_real_mariadb(tmp_path):
-    from mwkit.database import local_mariadb
+    from mwkit.wizard.database import local_mariadb
 
     with local_mariadb(tmp_path / "mariadb") as database_url:
         assert db.init(database_url) == (12, 1000)
@@ -259,5 +261,36 @@ def test_popular_through_a_real_directory_and_sherlock(tmp_path, database_url, d
             assert time.monotonic() < deadline, "Sherlock kept routing to removed instances"
             time.sleep(0.1)
         assert "NoInstances" in body["error"] and body["call_ms"] < 500
+        assert body["reason"] == "no_instances"
         page = requests.get(f"http://127.0.0.1:{lobsters_port}/popular", timeout=5)
         assert "NO SERVICES AVAILABLE" in page.text
+
+
+def answers_500(environ, start_response):
+    """A popularity instance that is up but broken: every call fails with a 500."""
+    start_response("500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")])
+    return [b"broken"]
+
+
+@pytest.mark.parametrize("reason", ["no_instances", "timeout", "error"])
+def test_popular_json_says_why_no_service_answered(database_url, directory, sherlock,
+                                                   monkeypatch, reason):
+    """The monolith decides ``reason`` from the exception it caught, through a real
+    Directory and Sherlock: no instance registered, a silent one, a broken one."""
+    monkeypatch.setattr(lobsters, "POPULARITY_TIMEOUT", 0.3)  # the silent case, quickly
+    with contextlib.ExitStack() as stack:
+        if reason == "timeout":
+            silent = stack.enter_context(socket.socket())  # accepts (backlog), never answers
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            address = f"127.0.0.1:{silent.getsockname()[1]}"
+        elif reason == "error":
+            address = stack.enter_context(serving(answers_500))
+        if reason != "no_instances":
+            with DirectoryClient(directory) as client:
+                client.register("popularity", "popularity-1", address)
+            sherlock.wait_for("popularity", 1)
+        page, as_json, _ = get_popular(sherlock, database_url)
+    body = as_json.get_json()
+    assert body["service_id"] is None and body["reason"] == reason and body["error"]
+    assert "NO SERVICES AVAILABLE" in page.text

@@ -1,5 +1,5 @@
-"""Page reloads against a real (tiny) HTTP server, summaries, and the event log of a real
-Directory."""
+"""Page reloads against a real (tiny) HTTP server and the real monolith, summaries, and the
+event log of a real Directory."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
+from lobsters import create_app
 from mwkit import traffic
 from mwkit.directory import DirectoryClient
+from mwkit.errors import NoInstances
 from mwkit.procs import free_port
+from mwkit.sherlock import Sherlock
 from mwkit.traffic import (
     EventLog,
     PageReloads,
@@ -23,6 +27,7 @@ from mwkit.traffic import (
     summarize,
     to_markdown,
 )
+from tests.helpers_services import seeded_sqlite, serving
 
 SERVICE_A = "aaaaaaaa-0000-4000-8000-000000000001"
 SERVICE_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -71,11 +76,13 @@ class FakeMonolith:
         self.thread.join(5)
 
 
-def answer(service_id: str | None, error: str | None = None) -> dict:
-    return {"service_id": service_id, "call_ms": 1.5, "users": [], "error": error}
+def answer(service_id: str | None, error: str | None = None, reason: str | None = None) -> dict:
+    return {"service_id": service_id, "call_ms": 1.5, "users": [], "error": error,
+            "reason": reason}
 
 
-NO_SERVICE = answer(None, "NoInstances: no instances of popularity (none registered)")
+NO_SERVICE = answer(None, "NoInstances: no instances of popularity (none registered)",
+                    "no_instances")
 
 
 def alternating(number: int):
@@ -188,7 +195,8 @@ def test_saturated_reloads_are_skipped_not_queued(monolith):
 
 
 def test_failures_are_recorded_not_raised(monolith):
-    server = monolith(lambda n: (0, 500) if n == 1 else (0, answer(None, "ReadTimeout: x")))
+    server = monolith(lambda n: (0, 500) if n == 1 else (
+        0, answer(None, "ReadTimeout: x", "timeout")))
     records = PageReloads(server.url, rate=50, count=2).run()
     assert [(r.outcome, r.status) for r in records] == [("error", 500), ("timeout", 200)]
     assert "HTTP 500" in records[0].error
@@ -200,13 +208,34 @@ def test_failures_are_recorded_not_raised(monolith):
 @pytest.mark.parametrize("body, outcome", [
     (answer(SERVICE_A), "ok"),
     (NO_SERVICE, "no_service"),
-    (answer(None, "RuntimeError: no Sherlock: MWKIT_DIRECTORY_URL is not set"), "no_service"),
-    (answer(None, "ConnectTimeout: too slow"), "timeout"),
-    (answer(None, "ConnectionError: refused"), "error"),
+    (answer(None, "no Sherlock: MWKIT_DIRECTORY_URL is not set", "no_instances"),
+     "no_service"),
+    (answer(None, "ConnectTimeout: too slow", "timeout"), "timeout"),
+    (answer(None, "ConnectionError: refused", "error"), "error"),
+    # only `reason` counts, never the class name in the human text
+    (answer(None, "SomethingRenamed: no instances of popularity", "no_instances"),
+     "no_service"),
+    (answer(None, "NoInstances: no instances of popularity"), "error"),  # no reason given
+    (answer(None, "ReadTimeout: x", "a reason from the future"), "error"),
+    (answer(None, "x", ["not", "a", "string"]), "error"),
     ({"service_id": None}, "error"),
 ])
 def test_outcome_of(body, outcome):
     assert outcome_of(body) == outcome
+
+
+def test_outcomes_survive_renaming_the_monoliths_exception_class(directory, tmp_path):
+    """The real monolith, its real Sherlock and no instance registered: the reload is
+    "no_service" even when NoInstances is renamed, since traffic reads ``reason``."""
+    name, NoInstances.__name__ = NoInstances.__name__, "NobodyHome"  # as if renamed
+    try:
+        with Sherlock(directory) as sherlock, requests.Session() as session, \
+                serving(create_app(seeded_sqlite(tmp_path), sherlock=sherlock)) as address:
+            record = PageReloads.reload_once(session, f"http://{address}/popular.json", 5.0)
+    finally:
+        NoInstances.__name__ = name
+    assert record.error.startswith("NobodyHome:")  # the human text follows the new name
+    assert record.outcome == "no_service" and record.status == 200
 
 
 def reload(service_id, ms, outcome="ok") -> Reload:
