@@ -5,6 +5,8 @@ A benchmark module exposes ``run(quick: bool, scratch: Path) -> Figure``. A
 repeated run, call or window, as its ``per`` says) and is summarised by its median and
 p99 (nearest rank, as :func:`mwkit.traffic.percentile`). A metric may carry a target
 and a ``check`` on its summary; the report then says whether the target was met.
+``Metric.summary_json()`` is a metric as ``summary.json`` and ``REPORT.md`` show it;
+``to_json()`` adds the raw samples, for ``raw/report.json``.
 Timings are printed and reported, never asserted.
 """
 
@@ -67,10 +69,14 @@ class Metric:
             return None
         return bool(self.check(summary))
 
-    def to_json(self) -> dict:
+    def summary_json(self) -> dict:
+        """The metric without its samples: its summary, target and verdict."""
         return {"name": self.name, "unit": self.unit, "per": self.per, **self.summary(),
-                "target": self.target, "met": self.met, "note": self.note,
-                "samples": [round(float(v), 6) for v in self.samples]}
+                "target": self.target, "met": self.met, "note": self.note}
+
+    def to_json(self) -> dict:
+        """The metric with every sample (rounded to 6 decimals)."""
+        return {**self.summary_json(), "samples": [round(float(v), 6) for v in self.samples]}
 
 
 @dataclass

@@ -1,8 +1,12 @@
-"""The report as Markdown: the machine, one table per figure, notes, and the findings."""
+"""The report as Markdown: the machine, one table per figure, notes, and the findings.
+
+A table row shows what ``summary.json`` keeps of a metric (:func:`metric_row`), so the two
+committed files always agree.
+"""
 
 from __future__ import annotations
 
-from benchmarks.common import Figure, Metric
+from benchmarks.common import Figure
 
 FINDINGS = "FINDINGS.md"  # hand-written causes and proposed fixes, appended to the report
 
@@ -15,8 +19,16 @@ def number(value: float | None) -> str:
     return f"{value:,.{digits}f}"
 
 
-def verdict(metric: Metric) -> str:
-    return {True: "met", False: "**missed**", None: ""}[metric.met]
+def verdict(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: ""}[met]
+
+
+def metric_row(metric: dict) -> str:
+    """A metric's row, from its summary (``Metric.summary_json()``, as in summary.json)."""
+    name = metric["name"] + (f" ({metric['note']})" if metric["note"] else "")
+    return (f"| {name} | {metric['unit']} | {metric['n']} ({metric['per']}) | "
+            f"{number(metric['median'])} | {number(metric['p99'])} | "
+            f"{metric['target']} | {verdict(metric['met'])} |")
 
 
 def figure_table(figure: Figure) -> str:
@@ -26,12 +38,7 @@ def figure_table(figure: Figure) -> str:
     if figure.metrics:
         lines += ["| metric | unit | n (per) | median | p99 | target | |",
                   "| --- | --- | --- | ---: | ---: | --- | --- |"]
-        for metric in figure.metrics:
-            summary = metric.summary()
-            name = metric.name + (f" ({metric.note})" if metric.note else "")
-            lines.append(f"| {name} | {metric.unit} | {summary['n']} ({metric.per}) | "
-                         f"{number(summary['median'])} | {number(summary['p99'])} | "
-                         f"{metric.target} | {verdict(metric)} |")
+        lines += [metric_row(metric.summary_json()) for metric in figure.metrics]
         lines.append("")
     lines += [f"- {note}" for note in figure.notes]
     lines.append(f"- measured in {figure.seconds:.0f} s")
@@ -48,7 +55,8 @@ def report(data: dict, figures: list[Figure], findings: str = "") -> str:
         f"{' (quick mode)' if data['quick'] else ''}; runtimes: {', '.join(data['runtimes'])}.",
         "Every figure is the median and the p99 (nearest rank) of its samples; `n (per)` says "
         "how many samples and what one sample is. All traffic on loopback (and the project's "
-        "own containers). Raw samples: `report.json`.", "",
+        "own containers). The same figures as JSON: `summary.json`; every raw sample: "
+        "`raw/report.json` (not committed).", "",
         f"Machine: {host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, Linux "
         f"{host['kernel']}, Python {host['python']}; {host['etcd'] or 'no etcd'}; "
         f"{host['haproxy'] or 'no HAProxy'}; Docker {host['docker'] or 'not answering'}.", "",

@@ -4,8 +4,16 @@
     python -m benchmarks --quick          # figures 1-6, smaller, about a minute
     python -m benchmarks --only 3,5       # some figures (7 and 8 only when asked or full)
 
-Writes ``REPORT.md`` (Markdown tables) and ``report.json`` (every sample) into
-``--output`` (default: this folder), with the machine the figures were measured on.
+Writes into ``--output`` (default: this folder), with the machine the figures were
+measured on:
+
+- ``REPORT.md``: one Markdown table per figure, then FINDINGS.md (committed);
+- ``summary.json``: the same per figure as JSON, a few dozen KB: number, title, seconds,
+  error, notes and, per metric, n, median, p99, min, max, target and whether it was met,
+  but no samples (committed; :func:`summary_of`);
+- ``raw/report.json``: the same with every raw sample, about 2 MB for a full run (ignored
+  by Git: each run rewrites it).
+
 Each figure runs in a scratch folder that is removed afterwards; a figure that fails is
 reported as failed and the others still run.
 """
@@ -32,6 +40,8 @@ FIGURES = {1: "fig1_scale_up", 2: "fig2_scale_down", 3: "fig3_push", 4: "fig4_he
            5: "fig5_overhead", 6: "fig6_slow_instance", 7: "fig7_notebooks",
            8: "fig8_fresh_clone"}
 LONG = {7, 8}  # whole notebook series, fresh clone: not in --quick
+SUMMARY = Path("summary.json")  # under --output: committed
+RAW = Path("raw") / "report.json"  # under --output: every sample; benchmarks/raw/ is ignored
 
 
 def docker_answers() -> bool:
@@ -66,6 +76,28 @@ def parse_only(text: str | None, quick: bool) -> list[int]:
     return numbers
 
 
+def summary_of(report: dict) -> dict:
+    """The report as ``raw/report.json`` holds it, without the samples: summary.json."""
+    return {**report, "figures": [
+        {**figure, "metrics": [{key: value for key, value in metric.items() if key != "samples"}
+                               for metric in figure["metrics"]]}
+        for figure in report["figures"]]}
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def write_reports(output: Path, report: dict, figures: list[Figure]) -> None:
+    """REPORT.md, summary.json and raw/report.json, into ``output``."""
+    write_json(output / RAW, report)
+    write_json(output / SUMMARY, summary_of(report))
+    findings = HERE / markdown.FINDINGS
+    (output / "REPORT.md").write_text(markdown.report(
+        report, figures, findings.read_text() if findings.exists() else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docker", action="store_true",
                         help="skip the Docker runtime (figures 1 and 7)")
     parser.add_argument("--output", type=Path, default=HERE,
-                        help="folder for REPORT.md and report.json (default: benchmarks/)")
+                        help="folder for REPORT.md, summary.json and raw/report.json "
+                        "(default: benchmarks/)")
     args = parser.parse_args(argv)
     numbers = parse_only(args.only, args.quick)
     runtimes: tuple[str, ...] = ("process",)
@@ -98,12 +131,8 @@ def main(argv: list[str] | None = None) -> int:
               "seconds": round(time.monotonic() - began, 1), "quick": args.quick,
               "runtimes": list(runtimes), "machine": machine(),
               "figures": [f.to_json() for f in figures]}
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    findings = HERE / markdown.FINDINGS
-    (args.output / "REPORT.md").write_text(markdown.report(
-        report, figures, findings.read_text() if findings.exists() else ""))
-    print(f"report: {args.output / 'REPORT.md'} and report.json "
+    write_reports(args.output, report, figures)
+    print(f"report: {args.output / 'REPORT.md'}, {SUMMARY} and {RAW} "
           f"({report['seconds']:.0f} s in all)", flush=True)
     return 1 if any(f.error for f in figures) else 0
 

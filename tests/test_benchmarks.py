@@ -3,7 +3,8 @@
 No timing is asserted here: timings are the benchmark's output, not its correctness.
 What is checked: every figure runs to the end against the real parts (processes, etcd,
 HAProxy, Docker where marked), every metric has samples with finite medians and p99s,
-targets are judged, and the one command writes a Markdown and a JSON report.
+targets are judged, and the one command writes REPORT.md, a small summary.json without
+samples (both committed) and raw/report.json with every sample (ignored by Git).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from benchmarks import markdown
+from benchmarks import markdown, run
 from benchmarks.common import Figure, Metric, at_least, below
-from benchmarks.run import main, parse_only
+from benchmarks.run import main, parse_only, summary_of
+
+BENCHMARKS = Path(run.__file__).parent
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -66,21 +70,84 @@ def test_only_picks_figures_and_quick_leaves_out_the_long_ones():
         parse_only("9", quick=False)
 
 
+# --- the reports ----------------------------------------------------------------------------
+
+
+def has_samples(data) -> bool:
+    """Whether a "samples" key occurs anywhere in the JSON ``data``."""
+    if isinstance(data, dict):
+        return "samples" in data or any(has_samples(value) for value in data.values())
+    return isinstance(data, list) and any(has_samples(value) for value in data)
+
+
+def reports_in(folder: Path) -> tuple[dict, dict, str]:
+    """raw/report.json, summary.json and REPORT.md, checked against one another."""
+    assert sorted(path.name for path in folder.iterdir()) == ["REPORT.md", "raw",
+                                                               "summary.json"]
+    raw = json.loads((folder / "raw" / "report.json").read_text())
+    summary = json.loads((folder / "summary.json").read_text())
+    text = (folder / "REPORT.md").read_text()
+    assert summary == summary_of(raw) and not has_samples(summary)
+    assert text.startswith("# mwkit benchmarks") and "`summary.json`" in text
+    for metric in (m for figure in summary["figures"] for m in figure["metrics"]):
+        assert markdown.metric_row(metric) in text  # the same numbers in both
+    return raw, summary, text
+
+
+def made_up_figure(number: int, quick: bool, runtimes: tuple[str, ...]) -> Figure:
+    return Figure(number, "made up", [Metric("delay", "ms", [float(ms) for ms in range(1000)],
+                                             target="p99 < 5 ms", check=below(5))],
+                  notes=["a note"], seconds=1.5)
+
+
+def test_the_command_writes_the_summary_and_the_raw_samples_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "run_figure", made_up_figure)  # no benchmark: only the writing
+    assert main(["--quick", "--only", "2,6", "--output", str(tmp_path)]) == 0
+    raw, summary, text = reports_in(tmp_path)
+    assert [len(m["samples"]) for f in raw["figures"] for m in f["metrics"]] == [1000, 1000]
+    assert raw["figures"][0]["metrics"][0]["samples"][:3] == [0.0, 1.0, 2.0]
+    figure = summary["figures"][0]
+    assert (figure["number"], figure["title"], figure["seconds"], figure["error"],
+            figure["notes"]) == (2, "made up", 1.5, None, ["a note"])
+    assert figure["metrics"] == [{"name": "delay", "unit": "ms", "per": "run", "n": 1000,
+                                  "median": 499.5, "p99": 989.0, "min": 0.0, "max": 999.0,
+                                  "target": "p99 < 5 ms", "met": False, "note": ""}]
+    assert [f["number"] for f in summary["figures"]] == [2, 6]
+    assert summary["command"] == f"python -m benchmarks --quick --only 2,6 --output {tmp_path}"
+    assert "| delay | ms | 1000 (run) | 500 | 989 | p99 < 5 ms | **missed** |" in text
+    assert (tmp_path / "summary.json").stat().st_size < 2000  # 1000 samples left out
+
+
+def test_the_committed_summary_is_small_and_agrees_with_the_committed_report():
+    summary = json.loads((BENCHMARKS / "summary.json").read_text())
+    text = (BENCHMARKS / "REPORT.md").read_text()
+    assert not has_samples(summary) and (BENCHMARKS / "summary.json").stat().st_size < 50_000
+    assert [f["number"] for f in summary["figures"]] == list(run.FIGURES)
+    for figure in summary["figures"]:
+        assert f"### Figure {figure['number']}: {figure['title']}\n" in text
+        assert {"seconds", "error", "notes", "metrics"} <= set(figure)
+        for metric in figure["metrics"]:
+            assert markdown.metric_row(metric) in text
+    assert not (BENCHMARKS / "report.json").exists()
+    ignored = subprocess.run(["git", "check-ignore", "-q", "benchmarks/raw/report.json"],
+                             cwd=BENCHMARKS.parent, capture_output=True)
+    assert ignored.returncode == 0, "benchmarks/raw/ should be in .gitignore"
+
+
 # --- each figure, smallest form ------------------------------------------------------------
 
 
 @pytest.mark.etcd
-def test_the_command_writes_both_reports(tmp_path):
+def test_the_command_writes_the_reports(tmp_path):
     code = main(["--quick", "--only", "3", "--output", str(tmp_path)])
     assert code == 0
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["command"] == f"python -m benchmarks --quick --only 3 --output {tmp_path}"
-    assert report["machine"]["cores"] >= 1 and [f["number"] for f in report["figures"]] == [3]
-    delays = [m for m in report["figures"][0]["metrics"] if m["name"].startswith("Directory: "
-                                                                                  "delay")]
+    raw, summary, text = reports_in(tmp_path)
+    assert raw["command"] == f"python -m benchmarks --quick --only 3 --output {tmp_path}"
+    assert raw["machine"]["cores"] >= 1 and [f["number"] for f in raw["figures"]] == [3]
+    delays = [m for m in raw["figures"][0]["metrics"] if m["name"].startswith("Directory: "
+                                                                               "delay")]
     assert [len(m["samples"]) > 0 for m in delays] == [True, True, True]
-    text = (tmp_path / "REPORT.md").read_text()
-    assert text.startswith("# mwkit benchmarks") and "### Figure 3" in text
+    assert summary["machine"] == raw["machine"] and "### Figure 3" in text
 
 
 def test_figure_1_scale_up_on_processes(tmp_path):
