@@ -3,20 +3,25 @@
 Mounted on ``http://`` of a session, it routes a URL whose host is a bare service name (no
 dot, no port, not ``localhost``) and passes every other URL through unchanged, so the same
 session can call services by name and ordinary hosts alike.
+
+Routing is transparent: only the connection goes to the instance. The instance sees
+``Host: <service>``, and the response keeps the logical URL in ``response.url`` and
+``response.request.url`` (so a relative redirect, and a cookie, stay with the service and
+go through Sherlock again); ``response.instance`` says which instance answered.
 """
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from mwkit.names import SERVICE_NAME
-from mwkit.sherlock.router import NoInstances, Sherlock
+from mwkit.sherlock.attempts import Call, Router
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Where a routed copy of a request keeps the logical URL while it goes to an instance.
+LOGICAL_URL = "sherlock_logical_url"
 
 
 def service_of(url: str) -> str | None:
@@ -30,7 +35,7 @@ def service_of(url: str) -> str | None:
 
 
 class SherlockAdapter(HTTPAdapter):
-    def __init__(self, sherlock: Sherlock, **kwargs) -> None:
+    def __init__(self, sherlock: Router, **kwargs) -> None:
         super().__init__(pool_maxsize=32, **kwargs)
         self.sherlock = sherlock
 
@@ -43,39 +48,43 @@ class SherlockAdapter(HTTPAdapter):
         elif not isinstance(kwargs["timeout"], tuple):
             kwargs["timeout"] = (min(self.sherlock.connect_timeout, kwargs["timeout"]),
                                  kwargs["timeout"])
-        attempts = 1 + (self.sherlock.retries if request.method in IDEMPOTENT else 0)
-        tried: set[str] = set()
-        started = time.time()
-        for attempt in range(1, attempts + 1):
+        call = Call(self.sherlock, service, request.method)
+        for endpoint in call:
             try:
-                endpoint = self.sherlock.acquire(service, frozenset(tried))
-            except NoInstances:
-                if attempt == 1:
-                    self.sherlock.record_no_instances(service, started)
-                raise
-            tried.add(endpoint.id)
-            routed = request.copy()
-            parts = urlsplit(request.url)
-            routed.url = urlunsplit(parts._replace(netloc=endpoint.address))
-            routed.headers["Host"] = endpoint.address
-            began = time.monotonic()
-            try:
-                response = super().send(routed, **kwargs)
+                response = super().send(routed(request, service, endpoint.address), **kwargs)
                 if not kwargs.get("stream"):
                     # Read the body here, not later in Session.send: an instance killed
                     # between its headers and its body can then still be retried.
                     response.content  # noqa: B018 - reading it is the point
             except requests.exceptions.ReadTimeout:
-                self.sherlock.release(endpoint, started, began, "timeout", None, attempt)
+                call.timed_out()
                 raise
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-                self.sherlock.release(endpoint, started, began, "refused", None, attempt)
-                if attempt == attempts:
-                    raise
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+                call.refused(error)
                 continue
-            outcome = "ok" if response.status_code < 500 else "error"
-            self.sherlock.release(endpoint, started, began, outcome, response.status_code,
-                                  attempt)
+            call.answered(response.status_code)
             response.instance = endpoint.id  # which instance answered, for the curious
             return response
-        raise AssertionError("unreachable")  # the loop returns or raises
+        raise call.failure
+
+    def build_response(self, req: requests.PreparedRequest, resp) -> requests.Response:
+        """The response to a routed request carries the logical URL, as if nothing routed it.
+
+        Called once the instance has answered (the connection is made, the headers read):
+        from here on the request is the logical one, for ``response.url``,
+        ``response.request`` and the cookies the response sets.
+        """
+        logical = req.__dict__.pop(LOGICAL_URL, None)
+        if logical is not None:
+            req.url = logical
+        return super().build_response(req, resp)
+
+
+def routed(request: requests.PreparedRequest, service: str,
+           address: str) -> requests.PreparedRequest:
+    """A copy of ``request`` sent to the instance at ``address``, with ``Host: <service>``."""
+    copy = request.copy()
+    setattr(copy, LOGICAL_URL, request.url)
+    copy.url = urlunsplit(urlsplit(request.url)._replace(netloc=address))
+    copy.headers["Host"] = service
+    return copy

@@ -3,80 +3,92 @@
 As the original did with HAProxy: ``http://127.0.0.1:8000/<service>/rest`` goes to an
 instance of ``<service>`` as ``/rest``. Unlike the original there is no config file to
 regenerate and reload: the proxy reads Sherlock's live table on every call.
+
+It is transparent: the rest of the path and the query go on exactly as received (``%2F``
+stays ``%2F``), the instance sees ``Host: <service>``, and the answer comes back as the
+instance gave it: a redirect with its ``Location`` (not followed), a compressed body still
+compressed, every ``Set-Cookie``. The proxy keeps no cookies and adds no header of its own
+upstream; it adds ``X-Sherlock-Instance`` (which instance answered) to the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from mwkit.aio import new_event_loop
+from mwkit.errors import NoInstances
 from mwkit.names import SERVICE_NAME
-from mwkit.sherlock.adapter import IDEMPOTENT
-from mwkit.sherlock.router import NoInstances, Sherlock
+from mwkit.sherlock.attempts import Call, Router
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
+#: Headers aiohttp would add upstream when the caller sent none (a client that did not send
+#: ``Accept-Encoding`` must not get a compressed answer).
+NOT_ADDED = ("Accept", "Accept-Encoding", "User-Agent")
 
 
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def end_to_end(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The headers that go on past the proxy, every one of a repeated name kept."""
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP)
+
+
+def rest_of(request: web.Request) -> str:
+    """``/rest?query`` of ``/<service>/rest?query``, still percent-encoded as received."""
+    url = request.rel_url
+    _, _, rest = url.raw_path.lstrip("/").partition("/")
+    return f"/{rest}?{url.raw_query_string}" if url.raw_query_string else f"/{rest}"
+
+
 class Proxy:
     """Forwards ``/<service>/rest`` to an instance of ``<service>`` as ``/rest``."""
 
-    def __init__(self, sherlock: Sherlock) -> None:
+    def __init__(self, sherlock: Router) -> None:
         self.sherlock = sherlock
         self.client: aiohttp.ClientSession | None = None
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
-        service, tail = request.match_info["service"], request.match_info.get("tail", "")
+        service = request.match_info["service"]
         if not SERVICE_NAME.match(service):
             return error(400, f"{service!r} is not a service name")
-        sherlock = self.sherlock
         body = await request.read() if request.body_exists else None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        attempts = 1 + (sherlock.retries if request.method in IDEMPOTENT else 0)
-        tried: set[str] = set()
-        started = time.time()
-        for attempt in range(1, attempts + 1):
-            try:
-                endpoint = sherlock.acquire(service, frozenset(tried))
-            except NoInstances as reason:
-                if attempt == 1:
-                    sherlock.record_no_instances(service, started)
-                return error(503, str(reason))
-            tried.add(endpoint.id)
-            query = f"?{request.query_string}" if request.query_string else ""
-            began = time.monotonic()
-            try:
-                async with self.client.request(request.method, f"{endpoint.url}/{tail}{query}",
-                                               headers=headers, data=body) as upstream:
-                    payload = await upstream.read()
-            except asyncio.TimeoutError:  # noqa: UP041 - Python < 3.11 in some images
-                sherlock.release(endpoint, started, began, "timeout", None, attempt)
-                return error(504, f"{service} instance {endpoint.id} did not answer in time")
-            except aiohttp.ClientError as reason:
-                sherlock.release(endpoint, started, began, "refused", None, attempt)
-                if attempt == attempts:
-                    return error(502, f"{service} instance {endpoint.id} failed: {reason}")
-                continue
-            outcome = "ok" if upstream.status < 500 else "error"
-            sherlock.release(endpoint, started, began, outcome, upstream.status, attempt)
-            response_headers = {k: v for k, v in upstream.headers.items()
-                                if k.lower() not in HOP_BY_HOP}
-            response_headers["X-Sherlock-Instance"] = endpoint.id
-            return web.Response(status=upstream.status, body=payload, headers=response_headers)
-        return error(502, f"no instance of {service} answered")
+        headers = end_to_end(request.headers)
+        headers["Host"] = service
+        rest = rest_of(request)
+        call = Call(self.sherlock, service, request.method)
+        try:
+            for endpoint in call:
+                try:
+                    async with self.client.request(
+                            request.method, URL(endpoint.url + rest, encoded=True),
+                            headers=headers, data=body, allow_redirects=False) as upstream:
+                        payload = await upstream.read()
+                except TimeoutError:
+                    call.timed_out()
+                    return error(504, f"{service} instance {endpoint.id} did not answer in time")
+                except aiohttp.ClientError as reason:
+                    call.refused(reason)
+                    continue
+                call.answered(upstream.status)
+                return answer(request, upstream, payload, endpoint.id)
+        except NoInstances as reason:
+            return error(503, str(reason))
+        return error(502, f"{service} instance {call.endpoint.id} failed: {call.failure}")
 
     async def client_session(self, app: web.Application):
         timeout = aiohttp.ClientTimeout(total=self.sherlock.timeout,
                                         sock_connect=self.sherlock.connect_timeout)
-        self.client = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        self.client = aiohttp.ClientSession(
+            timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=NOT_ADDED)
         yield
         await self.client.close()
 
@@ -88,17 +100,28 @@ class Proxy:
         return app
 
 
-def create_app(sherlock: Sherlock) -> web.Application:
+def answer(request: web.Request, upstream: aiohttp.ClientResponse, payload: bytes,
+           instance: str) -> web.Response:
+    """The instance's answer as it gave it; a HEAD's ``Content-Length`` kept too."""
+    headers = end_to_end(upstream.headers)
+    if request.method == "HEAD" and "Content-Length" in upstream.headers:
+        headers["Content-Length"] = upstream.headers["Content-Length"]
+    headers["X-Sherlock-Instance"] = instance
+    return web.Response(status=upstream.status, reason=upstream.reason, body=payload,
+                        headers=headers)
+
+
+def create_app(sherlock: Router) -> web.Application:
     return Proxy(sherlock).app()
 
 
-def serve(sherlock: Sherlock, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(sherlock: Router, host: str = "127.0.0.1", port: int = 8000) -> None:
     print(f"Sherlock proxy on http://{host}:{port}/<service>/...", flush=True)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(_serve(sherlock, host, port))
 
 
-async def _serve(sherlock: Sherlock, host: str, port: int) -> None:
+async def _serve(sherlock: Router, host: str, port: int) -> None:
     runner = web.AppRunner(create_app(sherlock), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -7,7 +7,8 @@ has and reconnects with the last version it saw, so it gets exactly what it miss
 
 Routing a call is: pick an instance with the policy (skipping ejected ones), count it as
 in flight, and afterwards record the outcome, the latency, and eject the instance if it
-refused the connection. The requests adapter and the proxy both use these steps.
+refused the connection. ``attempts.Call`` strings these steps into the one retry loop
+that the requests adapter and the proxy share.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 import requests
 
 from mwkit.directory.client import DirectoryClient, DirectoryError, Message
+from mwkit.errors import NoInstances
+from mwkit.sherlock.adapter import SherlockAdapter
 from mwkit.sherlock.calls import CallLog, CallRecord
 from mwkit.sherlock.endpoint import Endpoint
 from mwkit.sherlock.policies import make_policy
@@ -26,10 +29,6 @@ from mwkit.sherlock.policies import make_policy
 log = logging.getLogger("mwkit.sherlock")
 
 RECONNECT_FIRST, RECONNECT_MAX = 0.05, 1.0
-
-
-class NoInstances(requests.ConnectionError):
-    """There is no live instance of the service to send the call to."""
 
 
 class Sherlock:
@@ -143,21 +142,27 @@ class Sherlock:
             endpoint.outstanding += 1
             return endpoint
 
-    def release(self, endpoint: Endpoint, started: float, began: float, outcome: str,
-                status: int | None, attempt: int) -> None:
-        """Record how the call went: statistics, ejection, and the call log."""
+    def release(self, endpoint: Endpoint, started_wall: float, began_monotonic: float,
+                outcome: str, status: int | None, attempt: int) -> None:
+        """Record how one attempt went: statistics, ejection, and the call log.
+
+        ``started_wall`` is when the whole call started, from ``time.time()`` (the call
+        log's ``time``); ``began_monotonic`` is when this attempt began, from
+        ``time.monotonic()`` (its latency is measured from there).
+        """
         now = time.monotonic()
-        latency = now - began
+        latency = now - began_monotonic
         with self._lock:
             endpoint.outstanding -= 1
             endpoint.record(latency, outcome == "ok", now)
             if outcome == "refused":
                 endpoint.eject(now)
-        self.calls.append(CallRecord(started, endpoint.service, endpoint.id, endpoint.address,
-                                     latency, outcome, status, attempt))
+        self.calls.append(CallRecord(started_wall, endpoint.service, endpoint.id,
+                                     endpoint.address, latency, outcome, status, attempt))
 
-    def record_no_instances(self, service: str, started: float) -> None:
-        self.calls.append(CallRecord(started, service, None, None, 0.0, "no_instances",
+    def record_no_instances(self, service: str, started_wall: float) -> None:
+        """Log a call that found no instance; ``started_wall`` is from ``time.time()``."""
+        self.calls.append(CallRecord(started_wall, service, None, None, 0.0, "no_instances",
                                      None, 1))
 
     def counters(self) -> dict[str, dict]:
@@ -172,8 +177,6 @@ class Sherlock:
 
     def session(self) -> requests.Session:
         """A ``requests.Session`` that sends ``http://<service>/...`` to an instance."""
-        from mwkit.sherlock.adapter import SherlockAdapter
-
         session = requests.Session()
         session.mount("http://", SherlockAdapter(self))
         return session
