@@ -71,27 +71,30 @@ def kit_processes() -> dict[int, str]:
     return found
 
 
-def kit_containers() -> list[str]:
-    """Names of the containers the kit labels as its own (none without Docker)."""
+def kit_containers(workdirs_under: list[str]) -> list[str]:
+    """Names of the kit's containers made for a workdir under one of ``workdirs_under``
+    (this session's temporary folders, the repository's own): never another run's."""
     if missing("docker"):
         return []
     from mwkit.wizard.engine import docker_client
 
     return [c.name for c in docker_client().containers.list(
-        all=True, filters={"label": "mwkit.managed=1"})]
+        all=True, filters={"label": "mwkit.managed=1"})
+        if c.labels.get("mwkit.workdir", "").startswith(tuple(workdirs_under))]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def nothing_left_running():
-    """After the whole run, no process or container the tests started may be left."""
-    before, containers_before = kit_processes(), kit_containers()
+def nothing_left_running(tmp_path_factory):
+    """After the whole run, no process or container this session started may be left."""
+    ours = [str(tmp_path_factory.getbasetemp()), str(TESTS.parent)]
+    before, containers_before = kit_processes(), kit_containers(ours)
     yield
     deadline = time.monotonic() + 10
     while (left := {p: c for p, c in kit_processes().items() if p not in before}) and \
             time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"the tests left processes running: {left}"
-    left_containers = set(kit_containers()) - set(containers_before)
+    left_containers = set(kit_containers(ours)) - set(containers_before)
     assert not left_containers, f"the tests left containers: {left_containers}"
 
 
