@@ -12,6 +12,9 @@ sends page reloads at the monolith while they do.
             ...
 
 Everything started is removed on exit, on error, and by ``mwkit down`` after a crash.
+And when the program that made the stack dies without a word (a notebook kernel killed,
+JupyterLab closed), the stack's watchdog (:mod:`mwkit.watchdog`) removes it within a
+second or so; ``detach=True`` (``mwkit up --detach``) keeps a stack until ``mwkit down``.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import json
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mwkit import watchdog
 from mwkit.errors import StackError
 from mwkit.procs import create_time, process_alive
 from mwkit.settings import Settings
@@ -59,10 +64,14 @@ class Stack:
         progress: Callable[[str], None] | None = None,
         foreground: bool = False,
         settings: Settings | None = None,
+        detach: bool = False,
     ) -> None:
         """``foreground``: this process only serves the stack and stops it on SIGTERM (as
         ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
-        signalled: ``down`` then removes the stack's parts itself."""
+        signalled: ``down`` then removes the stack's parts itself.
+
+        ``detach``: the stack outlives this process (no watchdog); only ``down()`` or
+        ``mwkit down`` removes it."""
         self.settings = (settings or Settings.from_env()).replace(
             workdir=workdir, runtime=runtime, database=database, policy=policy)
         self.workdir = self.settings.workdir
@@ -71,11 +80,14 @@ class Stack:
         self.policy = self.settings.policy
         self.progress = progress or (lambda line: None)
         self.foreground = foreground
+        self.detach = detach
         self.directory_url: str | None = None
         self.database_url: str | None = None
         self.monolith_url: str | None = None
         self.wizard: Wizard | None = None
         self._resources = contextlib.ExitStack()
+        self._watchdog = None  # the watchdog process (a Popen), while the stack is up
+        self._released = threading.Event()  # set by down(): see _outlive_this_process
 
     def __repr__(self) -> str:
         return f"Stack(workdir={str(self.workdir)!r}, runtime={self.runtime.name!r})"
@@ -83,10 +95,18 @@ class Stack:
     # --- bringing it up ---------------------------------------------------------------
 
     def up(self) -> Stack:
-        """Start the Directory, the database and the monolith; on any failure, undo it all."""
+        """Start the Directory, the database and the monolith; on any failure, undo it all.
+
+        The watchdog comes first: if this process dies at any moment from now on, what it
+        started so far is removed.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.progress(f"runtime: {self.runtime_reason}")
         try:
+            if self.detach:
+                self._outlive_this_process()
+            else:
+                self._watchdog = watchdog.start(self.workdir, os.getpid())
             self._start_directory()
             self._start_database()
             self.wizard = Wizard(self.workdir, runtime=self.runtime,
@@ -98,6 +118,17 @@ class Stack:
             self.down()
             raise
         return self
+
+    def _outlive_this_process(self) -> None:
+        """Keep a detached stack's database running after this process has let go of it.
+
+        The database is a context manager: Python would stop the server when it frees the
+        context (the Stack forgotten, or Python exiting). A daemon thread that holds it is
+        never freed: at exit, Python abandons such threads as they are.
+        """
+        self._released.clear()
+        threading.Thread(target=lambda held: self._released.wait(), args=(self._resources,),
+                         name="mwkit-detached-stack", daemon=True).start()
 
     def _start_monolith(self) -> None:
         from mwkit.contract import SHERLOCK_POLICY
@@ -146,10 +177,12 @@ class Stack:
     def _write_stack_file(self) -> None:
         """What ``mwkit svrun`` and friends read to find this stack from another process."""
         owner = os.getpid() if self.foreground else None
+        guard = self._watchdog.pid if self._watchdog else None
         info = {"runtime": self.runtime.name, "directory_url": self.directory_url,
                 "database_url": self.database_url, "monolith_url": self.monolith_url,
                 "policy": self.policy, "up_pid": owner,
-                "up_created": create_time(owner) if owner else None}
+                "up_created": create_time(owner) if owner else None,
+                "watchdog_pid": guard, "watchdog_created": create_time(guard) if guard else None}
         path = self.workdir / STACK_FILE
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(info, indent=2))
@@ -180,12 +213,16 @@ class Stack:
     # --- taking it down ---------------------------------------------------------------
 
     def down(self) -> None:
-        """Remove every instance, the monolith, the database and the Directory."""
+        """Remove every instance, the monolith, the database and the Directory, and then
+        stop the watchdog (last: should this process die meanwhile, it finishes the job)."""
         try:
             if self.wizard is not None:
                 self.wizard.down()
         finally:
             self._resources.close()
+            self._released.set()
+            watchdog.stop(self._watchdog)
+            self._watchdog = None
             self.runtime.cleanup(self.workdir, infrastructure=True)  # and the network
             (self.workdir / STACK_FILE).unlink(missing_ok=True)
 
@@ -200,9 +237,10 @@ def teardown(workdir: Path | str | None = None, force: bool = False,
              progress: Callable[[str], None] = print) -> list[str]:
     """Remove whatever a stack of ``workdir`` left running, also after a crash.
 
-    A running ``mwkit up`` is asked to stop first (it cleans up after itself): only when the
-    recorded pid is still the process that wrote the file (same create time), never a
-    program that got its pid later. Then every instance, Directory and database the
+    The stack's watchdog is stopped first (unless this is the watchdog), so that it does
+    not race us. A running ``mwkit up`` is asked to stop (it cleans up after itself): only
+    when the recorded pid is still the process that wrote the file (same create time),
+    never a program that got its pid later. Then every instance, Directory and database the
     runtimes still find by their marks and labels is removed, and the stack's files with
     them.
     """
@@ -216,6 +254,7 @@ def teardown(workdir: Path | str | None = None, force: bool = False,
         if not force:
             raise StackError(f"{path} is damaged: run `mwkit down --force`") from None
         info = {}
+    watchdog.stop(info.get("watchdog_pid"), info.get("watchdog_created"))
     owner, created = info.get("up_pid"), info.get("up_created")
     if owner and created and owner != os.getpid() and process_alive(owner, created):
         progress(f"asking the running `mwkit up` (pid {owner}) to stop")

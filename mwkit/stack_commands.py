@@ -25,6 +25,12 @@ def _options(parser: argparse.ArgumentParser) -> None:
 def _up(args: argparse.Namespace) -> int:
     from mwkit.stack import Stack
 
+    if args.detach:
+        stack = Stack(settings=args.settings, progress=lambda line: print(line, flush=True),
+                      detach=True).up()
+        print(f"\nthe stack is up, detached: open {stack.monolith_url}/popular\n"
+              f"it runs until `mwkit down --workdir {stack.workdir}`.", flush=True)
+        return 0
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -59,6 +65,9 @@ def register(subparsers) -> None:
     up = subparsers.add_parser("up", help="start the Directory, the database and the monolith "
                                           "(in the foreground; Ctrl-C stops them)")
     _options(up)
+    up.add_argument("--detach", action="store_true",
+                    help="return once the stack is up and leave it running until `mwkit "
+                         "down` (without it, the stack also stops if this command is killed)")
     up.set_defaults(handler=_up)
     demo = subparsers.add_parser("demo", help="the end-to-end demo: scale, canary, kill -9, "
                                               "and a picture of how the calls spread")
