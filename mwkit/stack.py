@@ -263,7 +263,7 @@ def teardown(workdir: Path | str | None = None, force: bool = False,
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process_alive(owner, created):
             time.sleep(0.1)
-    wizard = Wizard(workdir, runtime=info.get("runtime") or "process", progress=progress)
+    wizard = Wizard(workdir, runtime=info.get("runtime"), progress=progress)
     removed = wizard.down(force=force, infrastructure=True)
     for leftover in workdir.glob("mariadb-*"):
         shutil.rmtree(leftover, ignore_errors=True)
