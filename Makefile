@@ -11,7 +11,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.mwkit-installed
 
-.PHONY: demo test test-notebooks-docker bench lab lint down venv
+.PHONY: demo test test-fast test-notebooks-docker bench lab lint down venv
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ NBVAL = --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(NBVAL) tests notebooks $(ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest tests/unit $(ARGS)
 
 test-notebooks-docker: $(STAMP)
 	MWKIT_RUNTIME=docker MWKIT_DB=mariadb $(BIN)/pytest $(NBVAL) notebooks $(ARGS)

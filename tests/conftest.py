@@ -136,7 +136,7 @@ class EchoFleet:
     def start(self, name: str, service: str = "echo", watson: bool = True,
               **watson_options) -> EchoInstance:
         port = free_port()
-        proc = spawn([sys.executable, str(TESTS / "echo_service.py"), str(port), name],
+        proc = spawn([sys.executable, str(TESTS / "helpers" / "echo_service.py"), str(port), name],
                      log_path=self.logs / f"{name}.log")
         instance = EchoInstance(name, port, proc)
         self.instances.append(instance)

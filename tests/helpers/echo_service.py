@@ -1,6 +1,6 @@
 """A tiny real HTTP service for the core tests: says which instance answered.
 
-``python tests/echo_service.py PORT NAME`` serves ``GET /<anything>`` with
+``python tests/helpers/echo_service.py PORT NAME`` serves ``GET /<anything>`` with
 ``{"instance": NAME, "path": <path with query>}`` and ``GET /health`` with 200.
 """
 

@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from lobsters import db
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 POPULARITY_DIR = REPO / "services" / "popularity"
 LOBSTERS_DIR = REPO / "lobsters"
 

@@ -1,0 +1,113 @@
+"""The Directory over real HTTP: reads, writes, push, bad input, the token."""
+
+import threading
+
+import pytest
+import requests
+
+from mwkit.directory import DirectoryClient, run_directory
+
+
+def put(url, service, instance, body, **kwargs):
+    return requests.put(f"{url}/v1/services/{service}/instances/{instance}", json=body,
+                        timeout=2, **kwargs)
+
+
+def test_registration_reaches_a_subscriber(directory):
+    client = DirectoryClient(directory)
+    messages, subscribed, got_update = [], threading.Event(), threading.Event()
+
+    def follow():
+        for message in DirectoryClient(directory).watch():
+            messages.append(message)
+            subscribed.set()
+            if message.kind == "update":
+                got_update.set()
+                return
+
+    threading.Thread(target=follow, daemon=True).start()
+    assert subscribed.wait(5)
+    client.register("popularity", "p1", "127.0.0.1:5001", {"tag": "v1"})
+    assert got_update.wait(5)
+    snapshot, update = messages
+    assert (snapshot.kind, snapshot.data["services"]) == ("snapshot", {})
+    assert update.data["service"] == "popularity"
+    assert update.data["instances"][0]["metadata"] == {"tag": "v1"}
+    assert update.version == snapshot.version + 1
+
+
+def test_a_reconnecting_subscriber_gets_what_it_missed(directory):
+    client = DirectoryClient(directory)
+    client.register("popularity", "p1", "127.0.0.1:5001")
+    first = next(iter(client.watch()))
+    client.register("popularity", "p2", "127.0.0.1:5002")
+    client.deregister("popularity", "p1")
+    stream = client.watch(since=first.version, epoch=first.epoch)
+    replay = [next(stream), next(stream)]
+    assert [m.kind for m in replay] == ["update", "update"]
+    assert [m.version for m in replay] == [first.version + 1, first.version + 2]
+    assert [i["id"] for i in replay[-1].data["instances"]] == ["p2"]
+    stale = next(iter(client.watch(since=first.version, epoch="another-life")))
+    assert stale.kind == "snapshot"
+
+
+def test_lease_expiry_removes_a_silent_instance(directory):
+    client = DirectoryClient(directory)
+    client.register("popularity", "silent", "127.0.0.1:5001", ttl=0.5)
+    client.register("popularity", "renewed", "127.0.0.1:5002", ttl=0.5)
+    stream = client.watch()
+    next(stream)  # the snapshot
+    for _ in range(8):  # keep one lease alive for about 0.8 s
+        client.heartbeat("popularity", "renewed")
+        threading.Event().wait(0.1)
+    assert [i["id"] for i in client.instances("popularity")] == ["renewed"]
+    assert next(stream).data["instances"][0]["id"] == "renewed"
+    kinds = [(e["instance"], e["kind"]) for e in client.events()]
+    assert ("silent", "expired") in kinds
+    assert not client.heartbeat("popularity", "silent")
+
+
+BAD = [
+    ("popularity", "p1", b"{not json", 400, "not valid JSON"),
+    ("popularity", "p1", b'{"metadata": {}}', 400, "missing field 'address'"),
+    ("popularity", "p1", b'{"address": "127.0.0.1:99999"}', 400, "outside 1-65535"),
+    ("Popularity", "p1", b'{"address": "127.0.0.1:5001"}', 400, "must match"),
+    ("a" * 101, "p1", b'{"address": "127.0.0.1:5001"}', 400, "longer than 100"),
+    ("popularity", "%2E%2E", b'{"address": "127.0.0.1:5001"}', 400, "instance id"),
+    ("popularity", "p1", b"[1, 2]", 400, "JSON object"),
+    ("popularity", "p1", b"x" * 70_000, 413, "larger than"),
+]
+
+
+@pytest.mark.parametrize("service, instance, body, status, message", BAD)
+def test_bad_input_is_rejected_without_changing_state(directory, service, instance, body,
+                                                      status, message):
+    before = requests.get(f"{directory}/v1/services", timeout=2).json()
+    response = requests.put(f"{directory}/v1/services/{service}/instances/{instance}",
+                            data=body, timeout=2)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert requests.get(f"{directory}/v1/services", timeout=2).json() == before
+    assert requests.get(f"{directory}/health", timeout=2).json()["status"] == "ok"
+
+
+def test_unknown_routes_and_methods_answer_json(directory):
+    assert requests.get(f"{directory}/nope", timeout=2).json() == {"error": "Not Found"}
+    response = requests.post(f"{directory}/v1/services", timeout=2)
+    assert response.status_code == 405 and "error" in response.json()
+    response = requests.get(f"{directory}/v1/watch?since=abc", timeout=2)
+    assert response.status_code == 400 and "'since'" in response.json()["error"]
+
+
+def test_the_token_guards_writes_but_not_reads(tmp_path):
+    with run_directory(token="s3cret", log_path=tmp_path / "d.log") as url:
+        body = {"address": "127.0.0.1:5001"}
+        denied = put(url, "popularity", "p1", body)
+        assert denied.status_code == 401 and "token" in denied.json()["error"]
+        wrong = put(url, "popularity", "p1", body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert requests.get(f"{url}/v1/services", timeout=2).json()["services"] == {}
+        assert requests.delete(f"{url}/v1/services/popularity/instances/p1",
+                               timeout=2).status_code == 401
+        DirectoryClient(url, token="s3cret").register("popularity", "p1", "127.0.0.1:5001")
+        assert [i["id"] for i in DirectoryClient(url).instances("popularity")] == ["p1"]

@@ -1,0 +1,108 @@
+"""The Directory's state machine, with a hand-driven clock."""
+
+import pytest
+
+from mwkit.directory import validate
+from mwkit.directory.registry import Registry
+from mwkit.directory.validate import BadRequest
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def registry(clock):
+    return Registry(clock=clock, history=3)
+
+
+def test_register_pushes_the_complete_list_and_bumps_the_version(registry):
+    first = registry.register("popularity", "a", "127.0.0.1:5001", {}, 10)
+    second = registry.register("popularity", "b", "127.0.0.1:5002", {"tag": "v1"}, 10)
+    assert (first.version, second.version) == (1, 2)
+    assert [i["id"] for i in second.instances] == ["a", "b"]
+    assert second.instances[1]["url"] == "http://127.0.0.1:5002"
+
+
+def test_renewal_by_registering_again_is_not_a_change(registry):
+    registry.register("popularity", "a", "127.0.0.1:5001", {}, 10)
+    assert registry.register("popularity", "a", "127.0.0.1:5001", {}, 10) is None
+    moved = registry.register("popularity", "a", "127.0.0.1:5009", {}, 10)
+    assert moved.version == 2 and registry.events[-1].kind == "updated"
+
+
+def test_lease_expires_unless_renewed(registry, clock):
+    registry.register("popularity", "a", "127.0.0.1:5001", {}, 2)
+    registry.register("popularity", "b", "127.0.0.1:5002", {}, 2)
+    clock.now += 1.5
+    assert registry.heartbeat("popularity", "a")
+    clock.now += 1.0
+    changes = registry.expire()
+    assert [c.instances for c in changes] == [(registry.instances("popularity")[0],)]
+    assert [i["id"] for i in registry.instances("popularity")] == ["a"]
+    assert registry.events[-1].kind == "expired"
+    clock.now += 5
+    assert registry.expire()[0].instances == ()
+    assert registry.snapshot()["services"] == {}
+    assert not registry.heartbeat("popularity", "a")
+
+
+def test_deregister_removes_at_once_and_empties_the_service(registry):
+    registry.register("popularity", "a", "127.0.0.1:5001", {}, 10)
+    change = registry.deregister("popularity", "a")
+    assert change.instances == () and registry.snapshot()["services"] == {}
+    assert registry.deregister("popularity", "a") is None
+
+
+def test_changes_since_replays_or_asks_for_a_snapshot(registry):
+    for n in range(5):
+        registry.register("popularity", f"i{n}", f"127.0.0.1:{5000 + n}", {}, 10)
+    epoch = registry.epoch
+    assert [c.version for c in registry.changes_since(epoch, 3)] == [4, 5]
+    assert registry.changes_since(epoch, 5) == []
+    assert registry.changes_since(epoch, 1) is None  # history (3) no longer reaches back
+    assert registry.changes_since("another-epoch", 4) is None
+    assert registry.changes_since(epoch, 99) is None
+
+
+@pytest.mark.parametrize("body, message", [
+    ([], "must be a JSON object"),
+    ({}, "missing field 'address'"),
+    ({"address": "127.0.0.1"}, "needs a port"),
+    ({"address": "127.0.0.1:0"}, "needs a port"),
+    ({"address": "127.0.0.1:70000"}, "outside 1-65535"),
+    ({"address": "bad host:80"}, "invalid host"),
+    ({"address": "http://x:80/path"}, "without a path"),
+    ({"address": "ftp://x:80"}, "must be host:port"),
+    ({"address": 5}, "must be a string"),
+    ({"address": "x:80", "ttl": 0}, "'ttl'"),
+    ({"address": "x:80", "ttl": True}, "'ttl'"),
+    ({"address": "x:80", "metadata": []}, "'metadata'"),
+    ({"address": "x:80", "metadata": {"a": {"nested": 1}}}, "metadata 'a'"),
+    ({"address": "x:80", "metadata": {"a": "x" * 5000}}, "larger than"),
+    ({"address": "x:80", "color": "red"}, "unknown field"),
+])
+def test_bad_registrations_say_what_is_wrong(body, message):
+    with pytest.raises(BadRequest, match=message):
+        validate.registration(body)
+
+
+def test_addresses_are_normalised():
+    assert validate.address("http://127.0.0.1:80/") == "127.0.0.1:80"
+    assert validate.address("[::1]:80") == "[::1]:80"
+    assert validate.address("popularity-1:5000") == "popularity-1:5000"
+
+
+@pytest.mark.parametrize("name", ["Popularity", "1abc", "-x", "a/b", "..", "a" * 101, ""])
+def test_bad_service_names(name):
+    with pytest.raises(BadRequest):
+        validate.service_name(name)
