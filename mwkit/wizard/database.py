@@ -34,8 +34,8 @@ import pymysql
 
 from mwkit.errors import DatabaseError
 from mwkit.procs import free_port, log_tail_text, spawn, stop_group
+from mwkit.wizard.images import CONTAINER_INIT_SQL_ENV
 
-CONTAINER_INIT_SQL_ENV = "MWKIT_MARIADB_INIT_SQL"
 MARIADB_IMAGE = "mwkit/mariadb:latest"
 MYSQL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
 SQL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
