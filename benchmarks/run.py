@@ -1,7 +1,7 @@
 """The one command that runs every benchmark and writes the report.
 
     python -m benchmarks                  # everything, about 10 minutes
-    python -m benchmarks --quick          # figures 1-6, smaller, about a minute
+    python -m benchmarks --quick          # figures 1-6 and 9, smaller, about a minute
     python -m benchmarks --only 3,5       # some figures (7 and 8 only when asked or full)
 
 Writes into ``--output`` (default: this folder), with the machine the figures were
@@ -38,8 +38,9 @@ from benchmarks.common import Figure, machine
 HERE = Path(__file__).resolve().parent
 FIGURES = {1: "fig1_scale_up", 2: "fig2_scale_down", 3: "fig3_push", 4: "fig4_heartbeats",
            5: "fig5_overhead", 6: "fig6_slow_instance", 7: "fig7_notebooks",
-           8: "fig8_fresh_clone"}
+           8: "fig8_fresh_clone", 9: "fig9_memory"}
 LONG = {7, 8}  # whole notebook series, fresh clone: not in --quick
+WITH_RUNTIMES = {1, 7, 9}  # figures measured on each runtime (Docker unless --no-docker)
 SUMMARY = Path("summary.json")  # under --output: committed
 RAW = Path("raw") / "report.json"  # under --output: every sample; benchmarks/raw/ is ignored
 
@@ -55,7 +56,7 @@ def run_figure(number: int, quick: bool, runtimes: tuple[str, ...]) -> Figure:
     scratch = Path(tempfile.mkdtemp(prefix=f"mwkit-bench-{number}-"))
     began = time.monotonic()
     try:
-        kwargs = {"runtimes": runtimes} if number in (1, 7) else {}
+        kwargs = {"runtimes": runtimes} if number in WITH_RUNTIMES else {}
         figure = module.run(quick, scratch, **kwargs)
     except Exception as error:  # noqa: BLE001 - reported, and the other figures still run
         figure = Figure(number, FIGURES[number], error=f"{type(error).__name__}: {error}")
@@ -101,10 +102,11 @@ def write_reports(output: Path, report: dict, figures: list[Figure]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller runs of figures 1-6")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller runs of figures 1-6 and 9")
     parser.add_argument("--only", help="comma-separated figure numbers, e.g. 3,5")
     parser.add_argument("--no-docker", action="store_true",
-                        help="skip the Docker runtime (figures 1 and 7)")
+                        help="skip the Docker runtime (figures 1, 7 and 9)")
     parser.add_argument("--output", type=Path, default=HERE,
                         help="folder for REPORT.md, summary.json and raw/report.json "
                         "(default: benchmarks/)")

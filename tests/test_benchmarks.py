@@ -63,11 +63,11 @@ def test_markdown_marks_misses_and_errors():
 
 
 def test_only_picks_figures_and_quick_leaves_out_the_long_ones():
-    assert parse_only(None, quick=True) == [1, 2, 3, 4, 5, 6]
-    assert parse_only(None, quick=False) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert parse_only(None, quick=True) == [1, 2, 3, 4, 5, 6, 9]
+    assert parse_only(None, quick=False) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert parse_only("7,3", quick=True) == [7, 3]
     with pytest.raises(SystemExit, match="no figure"):
-        parse_only("9", quick=False)
+        parse_only("10", quick=False)
 
 
 # --- the reports ----------------------------------------------------------------------------
@@ -226,3 +226,35 @@ def test_figure_8_times_commands_and_their_failures(tmp_path):
     assert timed(["sh", "-c", "exit 3"], tmp_path, tmp_path / "log", 10)[1] == 3
     assert timed(["sleep", "5"], tmp_path, tmp_path / "log", 0.2)[1] == 124
     assert subprocess.run(["git", "--version"], capture_output=True).returncode == 0
+
+
+def test_figure_9_memory_reads_docker_stats_as_docker_does():
+    from benchmarks.fig9_memory import MIB, in_use, part_names
+
+    v1 = {"usage": 50 * MIB, "stats": {"cache": 12 * MIB, "total_inactive_file": 10 * MIB}}
+    v2 = {"usage": 50 * MIB, "stats": {"inactive_file": 8 * MIB}}
+    assert (in_use(v1), in_use(v2), in_use({"usage": 5 * MIB})) == (40, 42, 5)
+    assert part_names(["popularity-v1-10", "directory", "popularity-v1-2",
+                       "lobsters-monolith-1"]) == {
+        "popularity-v1-2": "popularity 1", "popularity-v1-10": "popularity 2",
+        "directory": "directory", "lobsters-monolith-1": "monolith"}
+
+
+def test_figure_9_memory_on_processes(tmp_path):
+    from benchmarks import fig9_memory
+
+    figure = fig9_memory.run(True, tmp_path, runtimes=("process",))
+    well_formed(figure, 9)
+    metrics = {m.name: m for m in figure.metrics}
+    total = metrics["process, SQLite: total, resident"]
+    fit = metrics["process, SQLite: stacks that fit in 24 GiB"]
+    assert fit.target == ">= 30" and fit.met in (True, False)
+    parts = [m for name, m in metrics.items() if "total" not in name and "fit" not in name]
+    assert {"process, SQLite: directory", "process, SQLite: monolith"} <= {m.name for m in parts}
+    assert sum(m.name.startswith("process, SQLite: popularity ") for m in parts) == 3
+    assert all(v > 0 for m in figure.metrics for v in m.samples), figure.metrics
+    for i, stack_total in enumerate(total.samples):  # the parts add up, in every sample
+        assert sum(m.samples[i] for m in parts) == pytest.approx(stack_total)
+        assert fit.samples[i] == math.floor(24 * 1024 / stack_total)
+    if "process, SQLite: total, private" in metrics:  # USS: where the system allows it
+        assert 0 < metrics["process, SQLite: total, private"].samples[0] < stack_total
