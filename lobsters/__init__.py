@@ -107,10 +107,12 @@ def start_sherlock(directory_url: str):
 
     ``MWKIT_SHERLOCK_POLICY`` picks how it balances (default ``round_robin``).
     """
+    from mwkit.contract import SHERLOCK_POLICY
     from mwkit.sherlock import Sherlock  # imported only when there is a Directory to use
+    from mwkit.sherlock.policies import DEFAULT_POLICY
 
     stack = contextlib.ExitStack()
-    policy = os.environ.get("MWKIT_SHERLOCK_POLICY", "round_robin")
+    policy = os.environ.get(SHERLOCK_POLICY, DEFAULT_POLICY)
     sherlock = stack.enter_context(Sherlock(directory_url, policy=policy))
     atexit.register(stack.close)
     return sherlock

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mwkit.errors import SettingsError
+from mwkit.sherlock.policies import DEFAULT_POLICY, POLICIES
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 WORKDIR_NAME = ".mwkit"
-DEFAULT_POLICY = "round_robin"
 DEFAULT_DATABASE = "sqlite"
 DATABASES = ("sqlite", "mariadb")
 DEFAULT_RUNTIME = "auto"
@@ -64,8 +64,6 @@ class Settings:
             raise SettingsError(f"database (MWKIT_DB or --db) must be one of "
                                 f"{', '.join(DATABASES)} or a mysql:// URL, not "
                                 f"{self.database!r}")
-        from mwkit.sherlock.policies import POLICIES
-
         if self.policy not in POLICIES:
             raise SettingsError(f"policy (MWKIT_SHERLOCK_POLICY or --policy) must be one of "
                                 f"{', '.join(sorted(POLICIES))}, not {self.policy!r}")

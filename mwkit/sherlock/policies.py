@@ -19,6 +19,9 @@ from mwkit.sherlock.endpoint import Endpoint
 
 Policy = Callable[[Sequence[Endpoint]], Endpoint]
 
+#: What Sherlock balances with unless told otherwise: the original's round robin.
+DEFAULT_POLICY = "round_robin"
+
 
 def round_robin() -> Policy:
     counter = itertools.count()

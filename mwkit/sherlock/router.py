@@ -24,7 +24,7 @@ from mwkit.errors import NoInstances
 from mwkit.sherlock.adapter import SherlockAdapter
 from mwkit.sherlock.calls import CallLog, CallRecord
 from mwkit.sherlock.endpoint import Endpoint
-from mwkit.sherlock.policies import make_policy
+from mwkit.sherlock.policies import DEFAULT_POLICY, make_policy
 
 log = logging.getLogger("mwkit.sherlock")
 
@@ -37,7 +37,7 @@ class Sherlock:
     def __init__(
         self,
         directory_url: str,
-        policy: str = "round_robin",
+        policy: str = DEFAULT_POLICY,
         *,
         timeout: float = 5.0,
         connect_timeout: float = 0.5,
