@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from mwkit.wizard.runtimes import WizardError, get_runtime
-from mwkit.wizard.runtimes.docker import container_name
+from mwkit.wizard.runtimes.docker import container_name, network_name
 from mwkit.wizard.source import ServiceSource
 from mwkit.wizard.wizard import Wizard
 from tests.helpers.wizard import listed, make_repo, make_service, wait_until
@@ -75,7 +75,7 @@ def test_an_instance_is_a_labelled_container_without_the_docker_socket(wizard, r
     assert mounts["/var/lib/mwkit/instance"]["RW"] is True
 
     entry = listed(directory, "tiny")["tiny-v1-1"]
-    ip = container.attrs["NetworkSettings"]["Networks"]["mwkit"]["IPAddress"]
+    ip = container.attrs["NetworkSettings"]["Networks"][network_name(wizard.workdir)]["IPAddress"]
     assert entry["address"] == f"{ip}:8080"
     published = entry["metadata"]["published"]
     assert published.startswith("127.0.0.1:")
