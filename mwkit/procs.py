@@ -114,6 +114,14 @@ def group_alive(pgid: int) -> bool:
     return signal_group(pgid, 0) and bool(group_members(pgid))
 
 
+def environ_of(pid: int) -> dict[str, str]:
+    """The environment of process ``pid`` ({} when it is gone or not ours to read)."""
+    try:
+        return psutil.Process(pid).environ()
+    except (psutil.Error, OSError):
+        return {}
+
+
 def marked(name: str, value: str) -> dict[int, dict[str, str]]:
     """Processes of this user whose environment has ``name=value``: pid -> environment.
 
@@ -124,10 +132,9 @@ def marked(name: str, value: str) -> dict[int, dict[str, str]]:
     for proc in psutil.process_iter(["status"]):
         if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        with contextlib.suppress(psutil.Error, OSError):
-            env = proc.environ()
-            if env.get(name) == value:
-                found[proc.pid] = env
+        env = environ_of(proc.pid)
+        if env.get(name) == value:
+            found[proc.pid] = env
     return found
 
 

@@ -33,8 +33,6 @@ WORKDIR_NAME = ".mwkit"
 DEFAULT_DATABASE = "sqlite"
 DATABASES = ("sqlite", "mariadb")
 DEFAULT_RUNTIME = "auto"
-#: The Directory's port where it has one of its own (``mwkit directory``, a container).
-DIRECTORY_PORT = 5353
 TRUE = ("1", "true", "yes", "on")
 
 

@@ -187,6 +187,7 @@ class Stack:
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(info, indent=2))
         temporary.replace(path)
+
     # --- using it ---------------------------------------------------------------------
 
     def scale(self, n: int, tag: str = "v1", ref: str | None = None) -> list:

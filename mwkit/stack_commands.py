@@ -7,8 +7,7 @@ import signal
 import threading
 
 from mwkit.cli import add_runtime_option, add_workdir_option
-from mwkit.settings import DEFAULT_POLICY
-from mwkit.sherlock.policies import POLICIES
+from mwkit.sherlock.policies import DEFAULT_POLICY, POLICIES
 
 
 def _options(parser: argparse.ArgumentParser) -> None:

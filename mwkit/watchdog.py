@@ -53,9 +53,11 @@ def start(workdir: Path, owner: int) -> subprocess.Popen:
 
 
 def stop(watchdog: subprocess.Popen | int | None, created: float | None = None) -> None:
-    """Stop a watchdog (our child, or a pid with its create time), never this process."""
+    """Stop a watchdog (our child, or a pid with its create time), never this process,
+    and never a pid whose create time is unknown or different (another program by now)."""
     if isinstance(watchdog, int):
-        if watchdog == os.getpid() or not procs.process_alive(watchdog, created):
+        if watchdog == os.getpid() or created is None or \
+                not procs.process_alive(watchdog, created):
             return
     elif watchdog is None:
         return

@@ -17,8 +17,11 @@ from mwkit.contract import DIRECTORY_TOKEN
 from mwkit.directory.client import DirectoryClient, DirectoryError, Message
 from mwkit.procs import free_port, spawn, stop_group, wait_for_http
 
-__all__ = ["DirectoryClient", "DirectoryError", "Message", "directory_command",
-           "run_directory", "start_directory"]
+__all__ = ["DIRECTORY_PORT", "DirectoryClient", "DirectoryError", "Message",
+           "directory_command", "run_directory", "start_directory"]
+
+#: The Directory's port where it has one of its own (``mwkit directory``, a container).
+DIRECTORY_PORT = 5353
 
 
 def directory_command(host: str, port: int, python: str = sys.executable) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mwkit.settings import DIRECTORY_PORT
+from mwkit.directory import DIRECTORY_PORT
 
 
 def run(args: argparse.Namespace) -> int:

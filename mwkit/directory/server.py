@@ -19,10 +19,9 @@ import time
 from aiohttp import web
 
 from mwkit.aio import new_event_loop
-from mwkit.directory import validate
+from mwkit.directory import DIRECTORY_PORT, validate
 from mwkit.directory.registry import Change, Registry
 from mwkit.directory.validate import BadRequest
-from mwkit.settings import DIRECTORY_PORT
 
 log = logging.getLogger("mwkit.directory")
 

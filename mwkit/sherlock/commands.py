@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import signal
 
-from mwkit.settings import DEFAULT_POLICY, DIRECTORY_PORT
-from mwkit.sherlock.policies import POLICIES
+from mwkit.directory import DIRECTORY_PORT
+from mwkit.sherlock.policies import DEFAULT_POLICY, POLICIES
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from mwkit.demo import run_demo
+from mwkit.procs import create_time
 from mwkit.settings import Settings
 from mwkit.stack import Stack, teardown
 from mwkit.wizard.runtimes.process import groups_of
@@ -133,3 +135,23 @@ def test_mwkit_up_serves_until_mwkit_down_stops_it(tmp_path):
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
     assert list(groups_of((tmp_path / "work").resolve())) == []
+
+
+def test_a_stale_stack_file_never_gets_another_program_signalled(tmp_path):
+    """After a crash the recorded pid may belong to another program by now: only the
+    process with the recorded create time is ever asked to stop."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        started = create_time(bystander.pid)
+        for recorded in (started - 30.0, None):  # another process's start, or none at all
+            (workdir / "stack.json").write_text(json.dumps(
+                {"runtime": "process", "up_pid": bystander.pid, "up_created": recorded,
+                 "watchdog_pid": bystander.pid, "watchdog_created": recorded}))
+            teardown(workdir, progress=lambda line: None)
+            assert bystander.poll() is None, "teardown signalled a process it did not start"
+        assert not (workdir / "stack.json").exists()
+    finally:
+        bystander.kill()
+        bystander.wait()

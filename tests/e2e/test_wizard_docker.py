@@ -154,3 +154,16 @@ def test_the_directory_container_serves_host_and_instances(tmp_path, workdir, ru
 def test_a_loopback_directory_is_refused_with_advice(runtime):
     with pytest.raises(WizardError, match="containers cannot reach"):
         runtime.instance_url("http://127.0.0.1:1")
+
+
+def test_auto_takes_docker_only_once_its_images_are_built(runtime, monkeypatch):
+    """``auto`` asks the real engine: with the images there it is Docker; with one missing,
+    processes, and the reason says what to run."""
+    from mwkit.wizard.runtimes import choose_runtime, docker
+
+    assert docker.DockerRuntime.not_ready() is None
+    assert choose_runtime("auto")[0].name == "docker"
+    monkeypatch.setattr(docker, "IMAGE", "mwkit/never-built:latest")
+    chosen, why = choose_runtime("auto")
+    assert chosen.name == "process"
+    assert "mwkit/never-built:latest" in why and "run `mwkit image build`" in why

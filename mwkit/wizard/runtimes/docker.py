@@ -29,9 +29,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from mwkit import contract, procs
-from mwkit.directory import directory_command
+from mwkit.directory import DIRECTORY_PORT, directory_command
 from mwkit.errors import DockerUnavailable, WizardError
-from mwkit.settings import DIRECTORY_PORT, KIT_ROOT
+from mwkit.settings import KIT_ROOT
 from mwkit.wizard.database import MARIADB_IMAGE, mariadb_container
 from mwkit.wizard.runtimes.base import Directory, Handle, LaunchPlan
 

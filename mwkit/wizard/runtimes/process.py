@@ -81,11 +81,12 @@ class ProcessRuntime:
                             f"127.0.0.1:{port}")
 
     def _ours(self, handle: Handle) -> bool:
-        """The group's leader is still the process this handle was made for."""
+        """The group's leader is still the process this handle was made for: the same
+        create time, and this runtime's mark for the same workdir in its environment."""
         if handle.pid in self._children:
             return True
         return procs.process_alive(handle.pid, handle.extra.get("created")) and \
-            handle.pid in groups_of(handle.extra["workdir"])
+            procs.environ_of(handle.pid).get(MARK) == handle.extra["workdir"]
 
     def is_running(self, handle: Handle) -> bool:
         """The supervisor (the group's leader) still runs."""
