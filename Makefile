@@ -1,5 +1,5 @@
 # The kit's everyday commands. Each one creates the virtual environment first if needed.
-#   make demo   the end-to-end demo on local processes (no Docker needed)
+#   make demo   the end-to-end demo (processes, or Docker once its images are built)
 #   make test   the test suite (Docker, MariaDB and browser tests skip where missing)
 #   make test-fast  the unit tests only: pure logic, under a minute
 #   make lab    JupyterLab on the notebook series
