@@ -19,6 +19,8 @@ PYTHON = "PYTHON"  # the interpreter mw.sh should use
 DATABASE_URL = "DATABASE_URL"  # when microwizard.yml links "database"
 DIRECTORY_URL = "MWKIT_DIRECTORY_URL"  # when it links "directory" (the monolith's Sherlock)
 SHERLOCK_POLICY = "MWKIT_SHERLOCK_POLICY"  # how a linked Sherlock balances
+SHERLOCK_RETRIES = "MWKIT_SHERLOCK_RETRIES"  # how many other instances it tries (0: none)
+SHERLOCK_EJECT = "MWKIT_SHERLOCK_EJECT"  # 1: leave out an instance that refused; 0: never
 
 # --- who the instance is ---------------------------------------------------------------
 SERVICE = "MWKIT_SERVICE"
@@ -36,6 +38,10 @@ ADVERTISE_HOST = "MWKIT_ADVERTISE_HOST"  # register this host ("container-ip": o
 HOST_UID = "MWKIT_HOST_UID"  # in a container: give the state files back to this user
 
 PHASE_FILE = "phase.json"
+#: Written by the wizard into the state dir before it stops an instance: ``{"drain": false}``
+#: asks the supervisor for the naive stop order (see :mod:`mwkit.wizard.supervisor`). A
+#: file, not another signal, so that it reaches the supervisor the same way on every runtime.
+STOP_FILE = "stop.json"
 
 
 class Phase(StrEnum):
@@ -53,11 +59,12 @@ class Phase(StrEnum):
     REGISTERED = "registered"  # live, and the Directory lists it
     UNHEALTHY = "unhealthy"  # was live, now fails its checks: deregistered
     DRAINING = "draining"  # asked to stop: deregistered, finishing its calls
+    STOPPING = "stopping"  # asked to stop without draining: still registered, service stopped
     STOPPED = "stopped"  # ended on request, or its service exited with 0
     FAILED = "failed"  # init or run failed, or it never became healthy
 
 
 #: Phases of an instance that is on its way out: it no longer counts as running.
-LEAVING = frozenset({Phase.FAILED, Phase.STOPPED, Phase.DRAINING})
+LEAVING = frozenset({Phase.FAILED, Phase.STOPPED, Phase.DRAINING, Phase.STOPPING})
 #: Phases in which the instance may still be listed in the Directory.
 SERVING = frozenset({Phase.LIVE, Phase.STARTING, Phase.UNHEALTHY})

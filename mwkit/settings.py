@@ -8,6 +8,8 @@ same thing wherever it is set (like Flask's one ``FLASK_`` prefix)::
     MWKIT_RUNTIME          auto (the default), process or docker
     MWKIT_DB               sqlite (the default), mariadb, or a mysql:// URL
     MWKIT_SHERLOCK_POLICY  how the monolith's Sherlock balances (default: round_robin)
+    MWKIT_SHERLOCK_RETRIES how many other instances it tries after a refusal (default: 1)
+    MWKIT_SHERLOCK_EJECT   1 (the default): it leaves out an instance that refused; 0: never
     MWKIT_DIRECTORY_URL    a Directory to use instead of the stack's
     MWKIT_DIRECTORY_TOKEN  the token the Directory's writes need
     MWKIT_DEBUG            1: the CLI shows tracebacks
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mwkit import contract
 from mwkit.errors import SettingsError
 from mwkit.sherlock.policies import DEFAULT_POLICY, POLICIES
 
@@ -34,6 +37,8 @@ DEFAULT_DATABASE = "sqlite"
 DATABASES = ("sqlite", "mariadb")
 DEFAULT_RUNTIME = "auto"
 TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+DEFAULT_RETRIES = 1
 
 
 def default_workdir(cwd: Path | None = None) -> Path:
@@ -52,6 +57,8 @@ class Settings:
     runtime: str = DEFAULT_RUNTIME
     database: str = DEFAULT_DATABASE
     policy: str = DEFAULT_POLICY
+    retries: int = DEFAULT_RETRIES  # Sherlock's retries on another instance (0: none)
+    eject: bool = True  # Sherlock leaves out an instance that refused a connection
     directory_url: str | None = None
     directory_token: str | None = None
     debug: bool = False
@@ -65,6 +72,12 @@ class Settings:
         if self.policy not in POLICIES:
             raise SettingsError(f"policy (MWKIT_SHERLOCK_POLICY or --policy) must be one of "
                                 f"{', '.join(sorted(POLICIES))}, not {self.policy!r}")
+        if type(self.retries) is not int or self.retries < 0:
+            raise SettingsError(f"retries ({contract.SHERLOCK_RETRIES} or --retries) must be a "
+                                f"whole number, 0 or more, not {self.retries!r}")
+        if not isinstance(self.eject, bool):
+            raise SettingsError(f"eject ({contract.SHERLOCK_EJECT} or --no-eject) must be True "
+                                f"or False, not {self.eject!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -74,7 +87,9 @@ class Settings:
             "workdir": env.get("MWKIT_WORKDIR") or None,
             "runtime": env.get("MWKIT_RUNTIME") or None,
             "database": env.get("MWKIT_DB") or None,
-            "policy": env.get("MWKIT_SHERLOCK_POLICY") or None,
+            "policy": env.get(contract.SHERLOCK_POLICY) or None,
+            "retries": _whole_number(env, contract.SHERLOCK_RETRIES),
+            "eject": _switch(env, contract.SHERLOCK_EJECT),
             "directory_url": env.get("MWKIT_DIRECTORY_URL") or None,
             "directory_token": env.get("MWKIT_DIRECTORY_TOKEN") or None,
             "debug": env.get("MWKIT_DEBUG", "").lower() in TRUE,
@@ -88,3 +103,24 @@ class Settings:
     def replace(self, **changes) -> Settings:
         """A copy with ``changes`` (those that are None are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _whole_number(env: Mapping[str, str], name: str) -> int | None:
+    """``env[name]`` as an int, None when unset; a SettingsError naming it otherwise."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, 0 or more, not {raw!r}") from None
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool | None:
+    """``env[name]`` as a bool (1/true/yes/on or 0/false/no/off), None when unset."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw not in TRUE + FALSE:
+        raise SettingsError(f"{name} must be one of {', '.join(TRUE + FALSE)}, not {raw!r}")
+    return raw in TRUE

@@ -9,6 +9,16 @@ Routing a call is: pick an instance with the policy (skipping ejected ones), cou
 in flight, and afterwards record the outcome, the latency, and eject the instance if it
 refused the connection. ``attempts.Call`` strings these steps into the one retry loop
 that the requests adapter and the proxy share.
+
+Three settings say how much Sherlock protects its caller, and each can be turned off to
+see what it prevents (the "break it" runs of notebooks 06 and 07):
+
+- ``policy``: how an instance is picked (:mod:`mwkit.sherlock.policies`);
+- ``retries``: how many other instances an idempotent call refused by one instance is
+  sent to (0: the caller gets the failure);
+- ``eject``: whether an instance that refused a connection is left out for a while
+  (False: it keeps getting calls until the Directory drops it, as with a router that
+  only follows the registry).
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import time
 import requests
 
 from mwkit.directory.client import DirectoryClient, DirectoryError, Message
-from mwkit.errors import NoInstances
+from mwkit.errors import InvalidInput, NoInstances
 from mwkit.sherlock.adapter import SherlockAdapter
 from mwkit.sherlock.calls import CallLog, CallRecord
 from mwkit.sherlock.endpoint import Endpoint
@@ -42,13 +52,17 @@ class Sherlock:
         timeout: float = 5.0,
         connect_timeout: float = 0.5,
         retries: int = 1,
+        eject: bool = True,
         token: str | None = None,
         log_size: int = 100_000,
     ) -> None:
+        if retries < 0:
+            raise InvalidInput(f"Sherlock's retries must be 0 or more, not {retries}")
         self.directory = DirectoryClient(directory_url, token, timeout=connect_timeout * 4)
         self.policy_name = policy
         make_policy(policy)  # fail now on an unknown name
         self.timeout, self.connect_timeout, self.retries = timeout, connect_timeout, retries
+        self.eject = eject
         self.calls = CallLog(log_size)
         self.version = 0
         self.epoch: str | None = None
@@ -144,7 +158,8 @@ class Sherlock:
 
     def release(self, endpoint: Endpoint, started_wall: float, began_monotonic: float,
                 outcome: str, status: int | None, attempt: int) -> None:
-        """Record how one attempt went: statistics, ejection, and the call log.
+        """Record how one attempt went: statistics, ejection (unless ``eject`` is off),
+        and the call log.
 
         ``started_wall`` is when the whole call started, from ``time.time()`` (the call
         log's ``time``); ``began_monotonic`` is when this attempt began, from
@@ -155,7 +170,7 @@ class Sherlock:
         with self._lock:
             endpoint.outstanding -= 1
             endpoint.record(latency, outcome == "ok", now)
-            if outcome == "refused":
+            if outcome == "refused" and self.eject:
                 endpoint.eject(now)
         self.calls.append(CallRecord(started_wall, endpoint.service, endpoint.id,
                                      endpoint.address, latency, outcome, status, attempt))
