@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 import threading
 import time
 
@@ -105,15 +104,18 @@ def session_of(sherlock):
 def start_sherlock(directory_url: str):
     """One Sherlock for the whole process, closed when the process exits.
 
-    ``MWKIT_SHERLOCK_POLICY`` picks how it balances (default ``round_robin``).
+    Its settings come from the kit's settings, that is from the variables the stack gives
+    the monolith (see :mod:`mwkit.contract`): ``MWKIT_SHERLOCK_POLICY`` (how it balances,
+    default ``round_robin``), ``MWKIT_SHERLOCK_RETRIES`` (default 1) and
+    ``MWKIT_SHERLOCK_EJECT`` (default 1). A wrong value stops the monolith at its start.
     """
-    from mwkit.contract import SHERLOCK_POLICY
+    from mwkit.settings import Settings
     from mwkit.sherlock import Sherlock  # imported only when there is a Directory to use
-    from mwkit.sherlock.policies import DEFAULT_POLICY
 
+    settings = Settings.from_env()
     stack = contextlib.ExitStack()
-    policy = os.environ.get(SHERLOCK_POLICY, DEFAULT_POLICY)
-    sherlock = stack.enter_context(Sherlock(directory_url, policy=policy))
+    sherlock = stack.enter_context(Sherlock(directory_url, policy=settings.policy,
+                                            retries=settings.retries, eject=settings.eject))
     atexit.register(stack.close)
     return sherlock
 
