@@ -10,7 +10,9 @@ Run this after changing a lesson, then review the diff:
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -25,11 +27,20 @@ def is_checked(cell) -> bool:
 
 
 def record(path: Path) -> None:
+    """Execute ``path`` in a workdir of its own (a learner's stack in ``.mwkit`` is left
+    alone), then keep only the checked cells' outputs."""
+    from mwkit.stack import teardown
+
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            record_timing=False,
-                            resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
+    with tempfile.TemporaryDirectory(prefix="mwkit-record-") as workdir:
+        os.environ["MWKIT_WORKDIR"] = workdir  # the kernel inherits it
+        client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                record_timing=False,
+                                resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute()
+        finally:
+            teardown(workdir, progress=lambda line: None)
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
