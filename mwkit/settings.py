@@ -13,6 +13,11 @@ same thing wherever it is set (like Flask's one ``FLASK_`` prefix)::
     MWKIT_DIRECTORY_URL    a Directory to use instead of the stack's
     MWKIT_DIRECTORY_TOKEN  the token the Directory's writes need
     MWKIT_DEBUG            1: the CLI shows tracebacks
+    MWKIT_LINKS            how printed and shown links reach the kit's pages: auto (the
+                           default), direct, proxy, or Jupyter's base address (mwkit/links.py)
+
+and one variable of JupyterHub's, ``JUPYTERHUB_SERVICE_PREFIX`` (a single-user server's
+base path, such as ``/user/alice/``), which tells the links that Jupyter runs on a hub.
 
 The default workdir is ``.mwkit`` at the root of the kit's repository when the kit runs
 from a checkout (so the notebooks, ``mwkit down`` and ``make down`` agree wherever they run
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mwkit import contract
+from mwkit import links as links_module
 from mwkit.errors import SettingsError
 from mwkit.sherlock.policies import DEFAULT_POLICY, POLICIES
 
@@ -62,6 +68,8 @@ class Settings:
     directory_url: str | None = None
     directory_token: str | None = None
     debug: bool = False
+    links: str = "auto"
+    hub_prefix: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "workdir", Path(self.workdir).resolve())
@@ -72,6 +80,7 @@ class Settings:
         if self.policy not in POLICIES:
             raise SettingsError(f"policy (MWKIT_SHERLOCK_POLICY or --policy) must be one of "
                                 f"{', '.join(sorted(POLICIES))}, not {self.policy!r}")
+        links_module.check(self.links)
         if type(self.retries) is not int or self.retries < 0:
             raise SettingsError(f"retries ({contract.SHERLOCK_RETRIES} or --retries) must be a "
                                 f"whole number, 0 or more, not {self.retries!r}")
@@ -93,6 +102,8 @@ class Settings:
             "directory_url": env.get("MWKIT_DIRECTORY_URL") or None,
             "directory_token": env.get("MWKIT_DIRECTORY_TOKEN") or None,
             "debug": env.get("MWKIT_DEBUG", "").lower() in TRUE,
+            "links": env.get("MWKIT_LINKS") or None,
+            "hub_prefix": env.get("JUPYTERHUB_SERVICE_PREFIX") or None,
         }
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
