@@ -26,7 +26,7 @@ import requests
 
 from mwkit.directory.client import DirectoryClient
 
-MAX_DURATION = 600.0  # seconds: a forgotten cell or script stops after 10 minutes
+MAX_DURATION = 1800.0  # seconds: a forgotten cell or script stops after 30 minutes
 MAX_COUNT = 100_000  # reloads: whatever is asked
 OUTCOMES = ("ok", "no_service", "error", "timeout")
 #: The monolith's ``reason`` for a failed call to popularity -> the outcome of the reload.
@@ -100,7 +100,8 @@ class PageReloads:
     """Reload ``url`` ``rate`` times a second, for ``duration`` seconds or ``count`` reloads.
 
     At least one of ``duration`` and ``count`` is required; whatever is asked, a run stops
-    after :data:`MAX_DURATION` seconds (10 minutes) and :data:`MAX_COUNT` reloads (100,000).
+    after :data:`MAX_DURATION` seconds (30 minutes: a lesson at talking pace) and
+    :data:`MAX_COUNT` reloads (100,000).
     ``count`` counts skipped reloads too, so a run takes about ``count / rate`` seconds.
 
     ``run()`` reloads in the foreground and returns the records; ``start()`` / ``stop()``

@@ -1,10 +1,19 @@
-"""A small client for the Directory's HTTP API, used by Watson, Sherlock and notebooks."""
+"""A small client for the Directory's HTTP API, used by Watson, Sherlock and notebooks.
+
+:meth:`DirectoryClient.watch` is the push stream as a generator: each ``next()`` waits, for
+as long as it takes, for the next change. :meth:`DirectoryClient.subscribe` reads the same
+stream in a thread of its own, so that a reader can wait with a limit: a notebook cell run
+again, when nothing changes any more, says "no change" instead of blocking forever.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -41,6 +50,7 @@ class DirectoryClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 2.0) -> None:
         self.url = normalise_url(url)
         self.timeout = timeout
+        self.token = token
         self.session = requests.Session()
         self._stream_socket: socket.socket | None = None
         if token:
@@ -129,12 +139,88 @@ class DirectoryClient:
         finally:
             self._stream_socket = None
 
+    def subscribe(self, since: int | None = None, epoch: str | None = None) -> Subscription:
+        """The push stream, read in a background thread; ``next(timeout)`` waits at most
+        ``timeout`` seconds (see :class:`Subscription`). Close it when done."""
+        return Subscription(DirectoryClient(self.url, self.token, self.timeout), since, epoch)
+
     def interrupt(self) -> None:
         """End a ``watch`` blocked in another thread (closing alone would not wake it)."""
         sock = self._stream_socket
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class Subscription:
+    """The Directory's push stream, read by a thread of its own into a queue.
+
+    ``next(timeout)`` returns the next message, or None when none came within ``timeout``
+    seconds: nothing changed. So a reader (a notebook cell run twice, a test) never blocks
+    forever on a change that will not come. When the stream ends (the Directory is gone),
+    ``next`` raises :class:`DirectoryError` saying why. The subscription owns its client
+    (one connection, not shared with other threads); ``close()`` ends the stream.
+    """
+
+    _END = object()  # put in the queue after the last message
+
+    def __init__(self, client: DirectoryClient, since: int | None = None,
+                 epoch: str | None = None) -> None:
+        self.client = client
+        self._messages: queue.Queue = queue.Queue()
+        self._ended: DirectoryError | None = None
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(since, epoch),
+                                        name="directory-subscription", daemon=True)
+        self._thread.start()
+
+    def _read(self, since: int | None, epoch: str | None) -> None:
+        try:
+            for message in self.client.watch(since=since, epoch=epoch):
+                self._messages.put(message)
+                if self._closing.is_set():
+                    break
+        except DirectoryError as error:
+            self._messages.put(error)
+        finally:
+            self._messages.put(self._END)
+
+    def next(self, timeout: float = 5.0) -> Message | None:
+        """The next message, or None when nothing changed within ``timeout`` seconds."""
+        if self._ended is not None:
+            raise self._ended
+        try:
+            item = self._messages.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, Message):
+            return item
+        if item is self._END:
+            self._ended = DirectoryError(f"the watch stream from {self.client.url} ended")
+        else:
+            self._ended = item
+            self._messages.get()  # the end marker that follows an error
+        raise self._ended
+
+    @property
+    def open(self) -> bool:
+        """True while the stream is read (False once it ended or was closed)."""
+        return self._thread.is_alive()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the stream and its thread (at most ``timeout`` seconds)."""
+        self._closing.set()
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self.client.interrupt()  # again: the socket may not have existed the first time
+            self._thread.join(0.1)
+        self.client.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def stream_socket(response: requests.Response) -> socket.socket | None:

@@ -27,7 +27,7 @@ from mwkit.traffic import EventLog, PageReloads, Reload, instance_labels
 REFS = {"v1": "v1", "v2": "v2"}  # tag -> the commit it runs; v2 is the slow canary
 LIMITS = {"v1": 5, "v2": 1}  # the most instances a tag may be scaled to from the panel
 RATE = 10.0  # page reloads per second while the panel is open
-TRAFFIC_SECONDS = 600.0  # the reloads stop by themselves after 10 minutes
+TRAFFIC_SECONDS = 1800.0  # the reloads stop by themselves after 30 minutes
 WINDOW = 30.0  # seconds of reloads the panel looks back over
 
 
@@ -105,7 +105,7 @@ class ControlPanelModel:
         return self._worker is not None and self._worker.is_alive() and not self._stopping
 
     def start_traffic(self) -> None:
-        """Reload the monolith's page ``rate`` times a second, for at most 10 minutes."""
+        """Reload the monolith's page ``rate`` times a second, for at most 30 minutes."""
         if self.reloads is None or not self.reloads.running:
             self.reloads = self.stack.reloads(rate=self.rate, duration=TRAFFIC_SECONDS).start()
 

@@ -1,11 +1,12 @@
 """The Directory over real HTTP: reads, writes, push, bad input, the token."""
 
 import threading
+import time
 
 import pytest
 import requests
 
-from mwkit.directory import DirectoryClient, run_directory
+from mwkit.directory import DirectoryClient, DirectoryError, run_directory
 
 
 def put(url, service, instance, body, **kwargs):
@@ -111,3 +112,30 @@ def test_the_token_guards_writes_but_not_reads(tmp_path):
                                timeout=2).status_code == 401
         DirectoryClient(url, token="s3cret").register("popularity", "p1", "127.0.0.1:5001")
         assert [i["id"] for i in DirectoryClient(url).instances("popularity")] == ["p1"]
+
+
+def test_a_subscription_waits_with_a_limit_and_says_no_change(directory):
+    client = DirectoryClient(directory)
+    with client.subscribe() as stream:
+        assert stream.next(timeout=5).kind == "snapshot"
+        started = time.monotonic()
+        assert stream.next(timeout=0.3) is None  # nothing changed: no endless wait
+        assert 0.3 <= time.monotonic() - started < 1.5
+        client.register("popularity", "p1", "127.0.0.1:5001")
+        update = stream.next(timeout=5)
+        assert (update.kind, [i["id"] for i in update.data["instances"]]) == ("update", ["p1"])
+        client.register("popularity", "p1", "127.0.0.1:5001")  # a renewal: no push
+        assert stream.next(timeout=0.3) is None
+    closed = time.monotonic()
+    assert not stream.open and time.monotonic() - closed < 2
+
+
+def test_a_subscription_says_when_the_directory_is_gone(tmp_path):
+    with run_directory(log_path=tmp_path / "directory.log") as url:
+        stream = DirectoryClient(url).subscribe()
+        assert stream.next(timeout=5).kind == "snapshot"
+    with pytest.raises(DirectoryError, match="ended"):
+        stream.next(timeout=5)
+    with pytest.raises(DirectoryError):  # and again, at once
+        stream.next(timeout=5)
+    stream.close()
