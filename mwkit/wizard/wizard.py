@@ -103,6 +103,12 @@ class Wizard:
         self._started: set[str] = set()
         self._scale_lock = threading.Lock()
 
+    def add_source(self, service: str, source) -> None:
+        """Tell the wizard where ``service``'s code lives (a
+        :class:`~mwkit.wizard.source.ServiceSource`): your own service beside the kit's, or
+        another source for one of them. Launches from now on use it."""
+        self.sources[check_service_name(service)] = source
+
     def __enter__(self) -> Wizard:
         return self
 
