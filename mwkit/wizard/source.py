@@ -8,8 +8,11 @@ two exports of the same commit at once cannot mix (the loser of the rename uses 
 winner's folder). The original Microwizard's per-commit checkout had a path bug; here the
 folder name is the full sha and nothing else.
 
-Two refs are not commits: ``UNCOMMITTED`` runs the live working tree (edits show up at
-once) and ``UNCOMMITTED_COPY`` runs a snapshot of it, one per tag.
+Two refs are not commits: ``UNCOMMITTED`` runs the service's live folder as it is now (no
+commit needed: a new instance runs the files as they are on disk) and ``UNCOMMITTED_COPY``
+runs a snapshot of it, one per tag. The live folder is the repository's working tree unless
+the source names another: the kit's popularity takes its commits from the generated demo
+repository but runs ``UNCOMMITTED`` from ``services/popularity/``, the folder a learner edits.
 """
 
 from __future__ import annotations
@@ -55,12 +58,19 @@ DEMO_GIT_ENV = {
 class ServiceSource:
     """Where a service's code lives.
 
-    ``repo`` is a local path, a URL (cloned bare into ``<workdir>/repos/``), or a function of
-    the workdir that returns a path (the demo repository, made on first use).
+    ``repo`` is where commits come from: a local path, a URL (cloned bare into
+    ``<workdir>/repos/``), or a function of the workdir that returns a path (the demo
+    repository, made on first use). ``subfolder`` is the folder inside it that holds
+    ``microwizard/``.
+
+    ``live_folder`` is what ``UNCOMMITTED`` and ``UNCOMMITTED_COPY`` run: the service folder
+    itself (the one holding ``microwizard/``; ``subfolder`` is not added to it). Left out,
+    it is ``<repo>/<subfolder>``, the working tree the commits are made from.
     """
 
     repo: Path | str | Callable[[Path], Path]
     subfolder: str = ""
+    live_folder: Path | str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +222,12 @@ def _export(source: ServiceSource, ref: str, service: str, workdir: Path,
 
 
 def _live_folder(source: ServiceSource, workdir: Path) -> Path:
+    if source.live_folder is not None:
+        folder = Path(source.live_folder)
+        if not (folder / SPEC_FILE).is_file():
+            raise SourceError(f"{folder} has no {SPEC_FILE}: the live folder must be the "
+                              "service folder itself, the one that holds microwizard/")
+        return folder
     folder = _local_path(source, workdir) / _subfolder(source)
     if not (folder / SPEC_FILE).is_file():
         raise SourceError(f"{folder} has no {SPEC_FILE}: is the subfolder "
@@ -229,7 +245,8 @@ def checkout(source: ServiceSource, ref: str, *, service: str, tag: str, workdir
     workdir = Path(workdir)
     if ref == UNCOMMITTED:
         folder = _live_folder(source, workdir)
-        say(f"using the live working tree {folder} for {service} (edits show up at once)")
+        say(f"using the live folder {folder} for {service} (no commit: the files as they are "
+            "now)")
         return Checkout(service, ref, UNCOMMITTED, folder, read_only=False)
     if ref == UNCOMMITTED_COPY:
         folder = _live_folder(source, workdir)
@@ -299,9 +316,15 @@ def make_demo_repo(workdir: Path, kit_root: Path) -> Path:
 
 
 def default_sources(kit_root: Path) -> dict[str, ServiceSource]:
-    """The kit's own services: popularity (the demo repository) and the Lobsters stand-in."""
+    """The kit's own services: popularity and the Lobsters stand-in.
+
+    popularity's commits (v1, v2) come from the demo repository; its ``UNCOMMITTED`` is the
+    kit's ``services/popularity/``, so a learner's edit there runs without a commit (the demo
+    repository's own working tree sits at v2, the slow canary).
+    """
     kit_root = Path(kit_root)
     return {
-        "popularity": ServiceSource(functools.partial(make_demo_repo, kit_root=kit_root)),
+        "popularity": ServiceSource(functools.partial(make_demo_repo, kit_root=kit_root),
+                                    live_folder=kit_root / "services" / "popularity"),
         "lobsters": ServiceSource(kit_root, subfolder="lobsters"),
     }

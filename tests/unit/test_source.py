@@ -344,9 +344,47 @@ def test_default_sources_make_the_demo_repo_on_first_use(kit, workdir):
     v2 = checkout(sources["popularity"], "v2", service="popularity", tag="canary",
                   workdir=workdir)
     assert "QUERY_DELAY_SECONDS = 1.5" in (v2.folder / "popularity.py").read_text()
+
+
+def test_popularity_uncommitted_is_the_kits_folder_not_the_demo_repo(kit, workdir):
+    """The demo repository's working tree sits at the slow v2; UNCOMMITTED must not run it."""
+    sources = default_sources(kit)
     live = checkout(sources["popularity"], UNCOMMITTED, service="popularity", tag="dev",
                     workdir=workdir)
-    assert live.folder == workdir / "repos" / "popularity"
+    assert live.folder == kit / "services" / "popularity"
+    assert live.commit == UNCOMMITTED and not live.read_only
+    assert not (workdir / "repos").exists()  # no demo repository needed for it
+    v2 = checkout(sources["popularity"], "v2", service="popularity", tag="canary",
+                  workdir=workdir)
+    demo = workdir / "repos" / "popularity" / "popularity.py"
+    assert "QUERY_DELAY_SECONDS = 1.5" in demo.read_text()  # what UNCOMMITTED used to run
+    edited = kit / "services" / "popularity" / "popularity.py"
+    edited.write_text(edited.read_text() + "# a learner's edit\n")
+    again = checkout(sources["popularity"], UNCOMMITTED, service="popularity", tag="dev",
+                     workdir=workdir)
+    assert (again.folder / "popularity.py").read_text().endswith("# a learner's edit\n")
+    copy = checkout(sources["popularity"], UNCOMMITTED_COPY, service="popularity", tag="snap",
+                    workdir=workdir)
+    assert (copy.folder / "popularity.py").read_text().endswith("# a learner's edit\n")
+    assert "QUERY_DELAY_SECONDS = 0.0" in (copy.folder / "popularity.py").read_text()
+    assert "# a learner's edit" not in (v2.folder / "popularity.py").read_text()
+
+
+def test_a_live_folder_apart_from_the_repository(repo, tmp_path, workdir):
+    """Commits from the repository, UNCOMMITTED from the live folder (no subfolder added)."""
+    live = tmp_path / "live"
+    write_service(live, 7)
+    source = ServiceSource(Path(repo.working_tree_dir), subfolder="svc", live_folder=live)
+    result = checkout(source, UNCOMMITTED, service="svc", tag="t", workdir=workdir)
+    assert result.folder == live and (result.folder / "app.py").read_text() == "VERSION = 7\n"
+    committed = checkout(source, "v1", service="svc", tag="t", workdir=workdir)
+    assert (committed.folder / "app.py").read_text() == "VERSION = 1\n"
+    url_source = ServiceSource(Path(repo.working_tree_dir).as_uri(), live_folder=str(live))
+    assert checkout(url_source, UNCOMMITTED, service="svc", tag="t", workdir=workdir).folder \
+        == live
+    empty = ServiceSource(Path(repo.working_tree_dir), live_folder=tmp_path)
+    with pytest.raises(SourceError, match="must be the service folder itself"):
+        checkout(empty, UNCOMMITTED_COPY, service="svc", tag="t", workdir=workdir)
 
 
 def test_the_real_popularity_service_becomes_a_demo_repo(workdir):
