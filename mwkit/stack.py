@@ -14,7 +14,8 @@ sends page reloads at the monolith while they do.
 Everything started is removed on exit, on error, and by ``mwkit down`` after a crash.
 And when the program that made the stack dies without a word (a notebook kernel killed,
 JupyterLab closed), the stack's watchdog (:mod:`mwkit.watchdog`) removes it within a
-second or so; ``detach=True`` (``mwkit up --detach``) keeps a stack until ``mwkit down``.
+second or so; ``detach=True`` (``mwkit up --detach``) keeps a stack until ``mwkit down``,
+and ``owner=PID`` (``mwkit up --detach --owner PID``) until then or until that process ends.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from mwkit import watchdog
 from mwkit.errors import StackError
+from mwkit.links import browser_link
 from mwkit.procs import create_time, process_alive
 from mwkit.settings import Settings
 from mwkit.wizard.runtimes import choose_runtime
@@ -65,13 +67,16 @@ class Stack:
         foreground: bool = False,
         settings: Settings | None = None,
         detach: bool = False,
+        owner: int | None = None,
     ) -> None:
         """``foreground``: this process only serves the stack and stops it on SIGTERM (as
         ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
         signalled: ``down`` then removes the stack's parts itself.
 
         ``detach``: the stack outlives this process (no watchdog); only ``down()`` or
-        ``mwkit down`` removes it."""
+        ``mwkit down`` removes it. ``owner``: a pid; the stack outlives this process, as
+        with ``detach``, but its watchdog removes it once process ``owner`` is gone (a
+        notebook kernel that ran ``!mwkit up --detach --owner {os.getpid()}``)."""
         self.settings = (settings or Settings.from_env()).replace(
             workdir=workdir, runtime=runtime, database=database, policy=policy)
         self.workdir = self.settings.workdir
@@ -80,7 +85,8 @@ class Stack:
         self.policy = self.settings.policy
         self.progress = progress or (lambda line: None)
         self.foreground = foreground
-        self.detach = detach
+        self.detach = detach or owner is not None
+        self.owner = owner
         self.directory_url: str | None = None
         self.database_url: str | None = None
         self.monolith_url: str | None = None
@@ -105,8 +111,8 @@ class Stack:
         try:
             if self.detach:
                 self._outlive_this_process()
-            else:
-                self._watchdog = watchdog.start(self.workdir, os.getpid())
+            if self.owner is not None or not self.detach:
+                self._watchdog = watchdog.start(self.workdir, self.owner or os.getpid())
             self._start_directory()
             self._start_database()
             self.wizard = Wizard(self.workdir, runtime=self.runtime,
@@ -138,7 +144,8 @@ class Stack:
                                      env={SHERLOCK_POLICY: self.policy})
         self.monolith_url = monolith.url
         self._write_stack_file()
-        self.progress(f"the monolith answers at {self.monolith_url}/popular")
+        self.progress(f"the monolith answers at "
+                      f"{browser_link(f'{self.monolith_url}/popular', self.settings)}")
 
     def use_policy(self, policy: str) -> None:
         """Restart the monolith so that its Sherlock balances with ``policy``.

@@ -22,20 +22,24 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from mwkit.links import browser_link
     from mwkit.stack import Stack
 
-    if args.detach:
+    if args.detach or args.owner is not None:
         stack = Stack(settings=args.settings, progress=lambda line: print(line, flush=True),
-                      detach=True).up()
-        print(f"\nthe stack is up, detached: open {stack.monolith_url}/popular\n"
-              f"it runs until `mwkit down --workdir {stack.workdir}`.", flush=True)
+                      detach=True, owner=args.owner).up()
+        until = "" if args.owner is None else f" or until process {args.owner} ends"
+        print(f"\nthe stack is up, detached: open "
+              f"{browser_link(f'{stack.monolith_url}/popular', args.settings)}\n"
+              f"it runs until `mwkit down --workdir {stack.workdir}`{until}.", flush=True)
         return 0
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     with Stack(settings=args.settings, progress=lambda line: print(line, flush=True),
                foreground=True) as stack:
-        print(f"\nthe stack is up: open {stack.monolith_url}/popular\n"
+        print(f"\nthe stack is up: open "
+              f"{browser_link(f'{stack.monolith_url}/popular', args.settings)}\n"
               f"in another terminal: mwkit svrun popularity v1 v1, mwkit scale popularity v1 3,"
               f" mwkit status\nCtrl-C (or mwkit down) stops everything.", flush=True)
         stopping.wait()
@@ -67,6 +71,10 @@ def register(subparsers) -> None:
     up.add_argument("--detach", action="store_true",
                     help="return once the stack is up and leave it running until `mwkit "
                          "down` (without it, the stack also stops if this command is killed)")
+    up.add_argument("--owner", type=int, default=None, metavar="PID",
+                    help="with --detach (implied): the stack lives until process PID ends or "
+                         "`mwkit down`; a notebook runs `!mwkit up --detach --owner "
+                         "{os.getpid()}`, so its stack goes with its kernel")
     up.set_defaults(handler=_up)
     demo = subparsers.add_parser("demo", help="the end-to-end demo: scale, canary, kill -9, "
                                               "and a picture of how the calls spread")

@@ -8,11 +8,15 @@ would leave half a dozen processes or containers behind.
 
 So :meth:`mwkit.Stack.up` first starts this small process, in a session of its own too,
 and tells it who its owner is (a pid and that process's create time, so that a pid reused
-by another program is not taken for the owner). Twice a second it checks that the owner
-still runs. Once the owner is gone, it removes the stack (:func:`mwkit.stack.teardown`,
-for both runtimes and every part) and exits. A normal ``Stack.down()`` or ``mwkit down``
-stops the watchdog first, and it then exits doing nothing. A stack started with
-``detach=True`` (``mwkit up --detach``) has no watchdog: it runs until ``mwkit down``.
+by another program is not taken for the owner). The owner is the process that made the
+stack, or the one it names: ``mwkit up --detach --owner PID`` (``Stack(owner=PID)``) lets a
+notebook start its stack from a terminal command (``!mwkit up ...``, a child process that
+ends at once) and still have it go with the notebook's kernel. Twice a second it checks
+that the owner still runs. Once the owner is gone, it removes the stack
+(:func:`mwkit.stack.teardown`, for both runtimes and every part) and exits. A normal
+``Stack.down()`` or ``mwkit down`` stops the watchdog first, and it then exits doing
+nothing. A stack started with ``detach=True`` (``mwkit up --detach``) and no owner has no
+watchdog: it runs until ``mwkit down``.
 
     python -m mwkit.watchdog WORKDIR OWNER_PID OWNER_CREATED
 
@@ -30,6 +34,7 @@ import time
 from pathlib import Path
 
 from mwkit import procs
+from mwkit.errors import StackError
 from mwkit.settings import KIT_ROOT
 from mwkit.wizard.runtimes import process
 
@@ -41,14 +46,18 @@ def start(workdir: Path, owner: int) -> subprocess.Popen:
     """Start the watchdog of ``workdir``'s stack, made by process ``owner``.
 
     It carries the process runtime's marks (role ``watchdog``), so ``mwkit down`` finds it
-    even when ``stack.json`` is lost.
+    even when ``stack.json`` is lost. An ``owner`` that does not run is refused: nothing
+    would ever take the stack down.
     """
+    created = procs.create_time(owner)
+    if created is None:
+        raise StackError(f"process {owner} does not run: it cannot own a stack")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(KIT_ROOT),
                                                       os.environ.get("PYTHONPATH")])),
            **process.marks(workdir, "watchdog")}
     return procs.spawn(
         procs.python_command("-m", "mwkit.watchdog", str(Path(workdir).resolve()), str(owner),
-                             repr(procs.create_time(owner))),
+                             repr(created)),
         log_path=Path(workdir) / LOG, env=env)
 
 
