@@ -163,3 +163,42 @@ def test_mwkit_up_detach_returns_and_the_stack_runs_until_mwkit_down(tmp_path, d
         assert leftovers(workdir) == []
     finally:
         teardown(workdir, force=True, progress=lambda line: None)
+
+
+def test_mwkit_up_owner_ties_a_detached_stack_to_another_process(tmp_path):
+    """A notebook's ``!mwkit up --detach --owner {os.getpid()}``: the command returns at
+    once, the stack serves, and it goes when the kernel (here a sleeping Python) is killed."""
+    workdir = tmp_path / "work"
+    env = {**os.environ, "MWKIT_WORKDIR": str(workdir), "MWKIT_RUNTIME": "process"}
+    kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
+                              start_new_session=True)
+
+    def mwkit(*args):
+        return subprocess.run([sys.executable, "-m", "mwkit", *args], env=env,
+                              capture_output=True, text=True, timeout=90)
+
+    try:
+        done = mwkit("up", "--detach", "--owner", str(kernel.pid))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"or until process {kernel.pid} ends" in done.stdout
+        pid, created = watchdog_of(workdir)
+        assert process_alive(pid, created)
+        monolith = json.loads((workdir / "stack.json").read_text())["monolith_url"]
+        page = requests.get(f"{monolith}/popular", timeout=5)
+        assert "NO SERVICES AVAILABLE" in page.text  # served after `mwkit up` has exited
+
+        kill_9(kernel)
+        deadline = time.monotonic() + 10
+        while (left := leftovers(workdir)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left == []
+        assert f"pid {kernel.pid} is gone" in (workdir / "watchdog.log").read_text()
+
+        refused = mwkit("up", "--detach", "--owner", str(kernel.pid))  # a dead owner
+        assert refused.returncode == 1
+        assert f"process {kernel.pid} does not run" in refused.stderr
+        assert leftovers(workdir) == []
+    finally:
+        if kernel.poll() is None:
+            kill_9(kernel)
+        teardown(workdir, force=True, progress=lambda line: None)
