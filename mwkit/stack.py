@@ -68,6 +68,8 @@ class Stack:
         settings: Settings | None = None,
         detach: bool = False,
         owner: int | None = None,
+        retries: int | None = None,
+        eject: bool | None = None,
     ) -> None:
         """``foreground``: this process only serves the stack and stops it on SIGTERM (as
         ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
@@ -76,13 +78,16 @@ class Stack:
         ``detach``: the stack outlives this process (no watchdog); only ``down()`` or
         ``mwkit down`` removes it. ``owner``: a pid; the stack outlives this process, as
         with ``detach``, but its watchdog removes it once process ``owner`` is gone (a
-        notebook kernel that ran ``!mwkit up --detach --owner {os.getpid()}``)."""
+        notebook kernel that ran ``!mwkit up --detach --owner {os.getpid()}``).
+
+        ``policy``, ``retries`` and ``eject`` are the monolith's Sherlock's settings (see
+        :class:`mwkit.sherlock.Sherlock`); :meth:`use_sherlock` changes them later."""
         self.settings = (settings or Settings.from_env()).replace(
-            workdir=workdir, runtime=runtime, database=database, policy=policy)
+            workdir=workdir, runtime=runtime, database=database, policy=policy,
+            retries=retries, eject=eject)
         self.workdir = self.settings.workdir
         self.runtime, self.runtime_reason = choose_runtime(self.settings.runtime)
         self.database = self.settings.database
-        self.policy = self.settings.policy
         self.progress = progress or (lambda line: None)
         self.foreground = foreground
         self.detach = detach or owner is not None
@@ -94,6 +99,21 @@ class Stack:
         self._resources = contextlib.ExitStack()
         self._watchdog = None  # the watchdog process (a Popen), while the stack is up
         self._released = threading.Event()  # set by down(): see _outlive_this_process
+
+    @property
+    def policy(self) -> str:
+        """How the monolith's Sherlock balances."""
+        return self.settings.policy
+
+    @property
+    def retries(self) -> int:
+        """How many other instances the monolith's Sherlock tries after a refusal."""
+        return self.settings.retries
+
+    @property
+    def eject(self) -> bool:
+        """Whether the monolith's Sherlock leaves out an instance that refused a call."""
+        return self.settings.eject
 
     def __repr__(self) -> str:
         return f"Stack(workdir={str(self.workdir)!r}, runtime={self.runtime.name!r})"
@@ -137,26 +157,36 @@ class Stack:
                          name="mwkit-detached-stack", daemon=True).start()
 
     def _start_monolith(self) -> None:
-        from mwkit.contract import SHERLOCK_POLICY
+        from mwkit import contract
 
-        self.progress(f"starting the monolith ({MONOLITH}, Sherlock policy {self.policy})")
-        monolith = self.wizard.svrun(MONOLITH, "monolith", UNCOMMITTED, timeout=60,
-                                     env={SHERLOCK_POLICY: self.policy})
+        self.progress(f"starting the monolith ({MONOLITH}, Sherlock policy {self.policy}, "
+                      f"retries {self.retries}, {'' if self.eject else 'no '}ejection)")
+        env = {contract.SHERLOCK_POLICY: self.policy,
+               contract.SHERLOCK_RETRIES: str(self.retries),
+               contract.SHERLOCK_EJECT: "1" if self.eject else "0"}
+        monolith = self.wizard.svrun(MONOLITH, "monolith", UNCOMMITTED, timeout=60, env=env)
         self.monolith_url = monolith.url
         self._write_stack_file()
         self.progress(f"the monolith answers at "
                       f"{browser_link(f'{self.monolith_url}/popular', self.settings)}")
 
-    def use_policy(self, policy: str) -> None:
-        """Restart the monolith so that its Sherlock balances with ``policy``.
+    def use_sherlock(self, policy: str | None = None, retries: int | None = None,
+                     eject: bool | None = None) -> None:
+        """Restart the monolith with its Sherlock's ``policy``, ``retries`` and ``eject``
+        changed (those left out, None, stay as they are).
 
-        Sherlock's policy is the client's own setting, as a library's would be: changing it
-        means restarting the process that uses it.
+        These are the client's own settings, as a library's would be: changing them means
+        restarting the process that uses them. A wrong value fails here, with nothing
+        restarted. ``use_sherlock(retries=0, eject=False)`` shows what a router that only
+        follows the Directory does when an instance goes away.
         """
-        self.settings = self.settings.replace(policy=policy)  # an unknown name fails here
+        self.settings = self.settings.replace(policy=policy, retries=retries, eject=eject)
         self.wizard.scale(MONOLITH, "monolith", 0)
-        self.policy = policy
         self._start_monolith()
+
+    def use_policy(self, policy: str) -> None:
+        """``use_sherlock(policy=policy)``; kept until the notebooks use that."""
+        self.use_sherlock(policy=policy)
 
     def _start_directory(self) -> None:
         self.progress(f"starting the Directory on the {self.runtime.name} runtime")
@@ -187,7 +217,8 @@ class Stack:
         guard = self._watchdog.pid if self._watchdog else None
         info = {"runtime": self.runtime.name, "directory_url": self.directory_url,
                 "database_url": self.database_url, "monolith_url": self.monolith_url,
-                "policy": self.policy, "up_pid": owner,
+                "policy": self.policy, "retries": self.retries, "eject": self.eject,
+                "up_pid": owner,
                 "up_created": create_time(owner) if owner else None,
                 "watchdog_pid": guard, "watchdog_created": create_time(guard) if guard else None}
         path = self.workdir / STACK_FILE
@@ -197,9 +228,12 @@ class Stack:
 
     # --- using it ---------------------------------------------------------------------
 
-    def scale(self, n: int, tag: str = "v1", ref: str | None = None) -> list:
-        """Run exactly ``n`` popularity instances tagged ``tag`` (from ``ref``, default the tag)."""
-        return self.wizard.scale(SERVICE, tag, n, ref=ref)
+    def scale(self, n: int, tag: str = "v1", ref: str | None = None,
+              drain: bool = True) -> list:
+        """Run exactly ``n`` popularity instances tagged ``tag`` (from ``ref``, default the
+        tag); extra ones are removed gracefully, or with ``drain=False`` the naive way (see
+        :meth:`mwkit.wizard.Wizard.svkill`)."""
+        return self.wizard.scale(SERVICE, tag, n, ref=ref, drain=drain)
 
     def reloads(self, rate: float = 10.0, duration: float | None = None,
                 count: int | None = None):

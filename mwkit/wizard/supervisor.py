@@ -10,6 +10,13 @@ plays the part of the original Microwizard's container entry point:
    the service gets SIGTERM (SIGKILL after a grace); ``stopped``, exit 0. This order is what
    lets an instance leave without a single failed call.
 
+   Unless the wizard left a stop order ``{"drain": false}`` in ``$MWKIT_STATE_DIR/stop.json``
+   (``Wizard.svkill(tag, drain=False)``): then the naive order of the 2015 original is
+   followed (``stopping``). The service gets SIGTERM first, while it is still registered;
+   Watson goes on checking it and deregisters it only after ``fall`` failed checks in a row,
+   so for about ``fall`` x ``period`` routers still send calls to a closed port. It is
+   bounded: after :func:`naive_stop_seconds` Watson deregisters it anyway.
+
 If the service exits by itself, Watson deregisters it and the supervisor exits with the
 service's code (phase ``failed``, or ``stopped`` on 0). The phase goes to
 ``$MWKIT_STATE_DIR/phase.json`` (written atomically) so the host can follow the instance on
@@ -118,6 +125,21 @@ def watson_config(settings: InstanceEnvironment):
     )
 
 
+def naive_stop_seconds(config) -> float:
+    """The longest Watson needs to see ``fall`` failed checks in a row once the service is
+    gone (each check waits its timeout, then a period), plus one period of slack."""
+    return config.fall * (config.period + config.timeout) + config.period
+
+
+def read_stop_order(state_dir: Path) -> dict:
+    """The wizard's stop order (``{"drain": false}``), {} when it left none: drain."""
+    try:
+        order = json.loads((state_dir / contract.STOP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return order if isinstance(order, dict) else {}
+
+
 class Supervisor:
     """One instance's lifecycle; ``run()`` returns the process exit code."""
 
@@ -164,10 +186,18 @@ class Supervisor:
         self.phase.write(Phase.STARTING, service_pid=self.child.pid)
         watson = Watson(config)
         watson.start()
+        drain = True
         try:
             code = self._watch(watson)
+            if code is None:
+                drain = read_stop_order(self.settings.state_dir).get("drain", True) is not False
+                if drain:
+                    self.phase.write(Phase.DRAINING,
+                                     reason="SIGTERM: deregistering, then draining")
+                else:
+                    self._stop_service_first(watson, naive_stop_seconds(config))
         finally:
-            watson.stop()  # deregister (and drain) before the service is stopped
+            watson.stop(drain=drain)  # deregister (and drain) before the service is stopped
         if code is None:  # asked to stop: Watson has drained, now the service goes
             self._end_child(self.settings.grace)
             self.phase.write(Phase.STOPPED, reason="stopped on request")
@@ -191,8 +221,17 @@ class Supervisor:
             if phase != self.phase.data.get("phase"):
                 self.phase.write(phase, registered=watson.registered)
             self.stopping.wait(POLL)
-        self.phase.write(Phase.DRAINING, reason="SIGTERM: deregistering, then draining")
         return None
+
+    def _stop_service_first(self, watson, bound: float) -> None:
+        """The naive stop order: SIGTERM the service while it is still registered, then
+        wait (at most ``bound`` seconds) until Watson's failed checks deregister it."""
+        self.phase.write(Phase.STOPPING, reason="SIGTERM without drain: the service stops "
+                                                "first, still registered")
+        self._end_child(self.settings.grace)
+        deadline = time.monotonic() + bound
+        while watson.registered and time.monotonic() < deadline:
+            time.sleep(POLL)
 
     def _spawn(self, step: str) -> subprocess.Popen:
         """``bash microwizard/mw.sh <step>`` in the service folder; output to ours (the log)."""

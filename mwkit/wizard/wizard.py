@@ -32,7 +32,7 @@ from mwkit.wizard.runtimes import RUNTIMES, Handle, LaunchPlan, Runtime, get_run
 from mwkit.wizard.state import Instance, State
 
 SERVICE_GRACE = 5.0  # seconds a service gets between SIGTERM and SIGKILL
-STOP_MARGIN = 5.0  # what the supervisor may need beyond the drain and the service's grace
+STOP_MARGIN = 5.0  # what the supervisor may need beyond its stop order and the grace
 
 __all__ = ["Instance", "InstanceStatus", "Wizard", "WizardError"]
 
@@ -247,18 +247,28 @@ class Wizard:
 
     # --- removing -----------------------------------------------------------------------
 
-    def svkill(self, tag: str, now: bool = False, service: str | None = None) -> Instance:
-        """Remove the newest instance tagged ``tag``: gracefully (deregister, drain, SIGTERM,
-        SIGKILL after a grace), or with ``now`` SIGKILL at once (it stays in the Directory
-        until its lease runs out, as a crashed instance would)."""
+    def svkill(self, tag: str, now: bool = False, service: str | None = None,
+               drain: bool = True) -> Instance:
+        """Remove the newest instance tagged ``tag``, in one of three ways:
+
+        - gracefully (the default): its Watson deregisters it, waits its drain time while
+          the routers' tables follow, and only then the service gets SIGTERM (SIGKILL after
+          a grace). No call is sent to it once it stops;
+        - ``drain=False``: the naive order of the 2015 original. The service gets SIGTERM
+          first, while it is still registered; Watson deregisters it only when its health
+          checks have failed ``fall`` times in a row, so for about ``fall`` x ``period``
+          seconds a router without retries sends calls to a closed port;
+        - ``now``: SIGKILL at once (it stays in the Directory until its lease runs out, as
+          a crashed instance would).
+        """
         check_identifier(tag, "tag")
         candidates = [s for s in self.status() if s.tag == tag and s.phase not in LEAVING
                       and (service is None or s.service == service)]
         if not candidates:
             raise WizardError(f"no running instance tagged {tag!r} in {self.workdir}")
-        return self._remove(candidates[-1].instance, now)
+        return self._remove(candidates[-1].instance, now, drain)
 
-    def _remove(self, instance_id: str, now: bool) -> Instance:
+    def _remove(self, instance_id: str, now: bool, drain: bool = True) -> Instance:
         instance = next((i for i in self.state.instances() if i.id == instance_id), None)
         if instance is None:
             raise WizardError(f"instance {instance_id} is already gone from {self.workdir}")
@@ -268,27 +278,38 @@ class Wizard:
             if now:
                 self.progress(f"{instance.id}: SIGKILL")
                 runtime.kill(handle)
-            else:
+            elif drain:
                 self.progress(f"{instance.id}: stopping (deregister, drain, SIGTERM)")
-                runtime.stop(handle, grace=self._drain(instance) + SERVICE_GRACE + STOP_MARGIN)
+                runtime.stop(handle, grace=self._stop_grace(instance, drain))
+            else:
+                self.progress(f"{instance.id}: stopping without draining (SIGTERM while "
+                              "registered; deregistered when its health checks fail)")
+                handle.stop_path.write_text(json.dumps({"drain": False}), encoding="utf-8")
+                runtime.stop(handle, grace=self._stop_grace(instance, drain))
         self.state.remove(instance.id)
         self._started.discard(instance.id)
         self.progress(f"{instance.id}: removed")
         return instance
 
-    def _drain(self, instance: Instance) -> float:
+    def _stop_grace(self, instance: Instance, drain: bool) -> float:
+        """How long the runtime waits for the supervisor before SIGKILL: its stop order
+        (the drain time, or Watson's failed checks) and the service's grace, plus a margin."""
         from mwkit.watson import WatsonConfig
+        from mwkit.wizard.supervisor import naive_stop_seconds
 
         try:
-            return WatsonConfig.from_file(Path(instance.instance_dir) / "datawire.conf").drain
+            config = WatsonConfig.from_file(Path(instance.instance_dir) / "datawire.conf")
         except ValueError:
-            return 1.0
+            return 1.0 + SERVICE_GRACE + STOP_MARGIN
+        order = config.drain if drain else naive_stop_seconds(config)
+        return order + SERVICE_GRACE + STOP_MARGIN
 
     def scale(self, service: str, tag: str, n: int, ref: str | None = None,
-              timeout: float = 30) -> list[Instance]:
+              timeout: float = 30, drain: bool = True) -> list[Instance]:
         """Run exactly ``n`` instances of ``service`` tagged ``tag``: launch the missing ones
         (from ``ref``, else the ref the tag already runs, else the tag itself) in parallel,
-        or gracefully remove the newest extra ones. Returns the instances running then."""
+        or remove the newest extra ones, gracefully (or with ``drain=False`` the naive way,
+        see :meth:`svkill`). Returns the instances running then."""
         if n < 0:
             raise WizardError(f"cannot scale {service} {tag} to {n} instances")
         with self._scale_lock:
@@ -303,7 +324,7 @@ class Wizard:
             elif len(running) > n:
                 self.progress(f"scaling {service} {tag} from {len(running)} down to {n}")
                 extra = [i.id for i in running[n:]]
-                errors = self._in_parallel(lambda i: self._remove(i, now=False), extra)
+                errors = self._in_parallel(lambda i: self._remove(i, False, drain), extra)
                 if errors:
                     raise WizardError("; ".join(map(str, errors)))
             return self._running(service, tag)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mwkit.contract import PHASE_FILE
+from mwkit.contract import PHASE_FILE, STOP_FILE
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,11 @@ class Handle:
     @property
     def phase_path(self) -> Path:
         return Path(self.instance_dir) / "state" / PHASE_FILE
+
+    @property
+    def stop_path(self) -> Path:
+        """Where the wizard leaves a stop order for the supervisor (see ``contract``)."""
+        return Path(self.instance_dir) / "state" / STOP_FILE
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,71 @@
+"""The "break it" runs of notebooks 06 and 07: what Sherlock's retries, its ejection and
+Watson's drain each prevent, shown by turning them off (real processes, real HTTP).
+
+One stack for the module, on processes and SQLite. Its monolith's Sherlock starts with
+``retries=0, eject=False`` (a router that only follows the Directory): a ``kill -9`` and a
+scale-down without drain fail page reloads. Then ``use_sherlock`` gives it the kit's
+defaults back, and neither fails a single reload.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from mwkit.stack import Stack
+
+RATE, DURATION = 20, 4  # 80 reloads a run: bounded, and enough to hit every instance
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("break-it") / "work"
+    with Stack(workdir, runtime="process", database="sqlite", retries=0, eject=False) as stack:
+        yield stack
+
+
+def failed_reloads(stack, remove) -> tuple[int, int]:
+    """Start steady reloads, ``remove()`` an instance under them; (failed, all) reloads."""
+    stack.scale(3)
+    with stack.reloads(rate=RATE, duration=DURATION) as reloads:
+        time.sleep(0.5)
+        remove()
+        assert reloads.wait(DURATION + 20)
+    records = reloads.records()
+    assert len(records) >= RATE * DURATION * 0.75
+    return len([r for r in records if not r.ok]), len(records)
+
+
+def test_the_stack_runs_and_records_sherlocks_settings(stack):
+    info = json.loads((stack.workdir / "stack.json").read_text())
+    assert (info["policy"], info["retries"], info["eject"]) == ("round_robin", 0, False)
+    assert (stack.retries, stack.eject) == (0, False)
+
+
+def test_kill_9_without_retries_or_ejection_fails_reloads(stack):
+    failed, _ = failed_reloads(stack, lambda: stack.wizard.svkill("v1", now=True))
+    assert failed > 0  # calls go to the dead port until its lease runs out
+
+
+def test_a_scale_down_without_drain_fails_reloads(stack):
+    before = {i.id for i in stack.scale(3)}
+    failed, _ = failed_reloads(stack, lambda: stack.scale(2, drain=False))
+    assert failed > 0  # calls go to the closed port until Watson's checks fail `fall` times
+    [gone] = before - {s.instance for s in stack.status()}
+    log = (stack.workdir / "instances" / gone / "instance.log").read_text()
+    assert "phase stopping" in log  # the naive order: the service first, still registered
+    events = requests.get(f"{stack.directory_url}/v1/events", timeout=2).json()["events"]
+    assert [e["kind"] for e in events if e["instance"] == gone][-1] == "deregistered"
+
+
+def test_with_the_defaults_neither_fails_a_reload(stack):
+    stack.use_sherlock(retries=1, eject=True)
+    info = json.loads((stack.workdir / "stack.json").read_text())
+    assert (info["policy"], info["retries"], info["eject"]) == ("round_robin", 1, True)
+    failed, total = failed_reloads(stack, lambda: stack.wizard.svkill("v1", now=True))
+    assert (failed, total) == (0, total)  # retried on another instance, then ejected
+    failed, total = failed_reloads(stack, lambda: stack.scale(2))  # graceful: drained first
+    assert (failed, total) == (0, total)
