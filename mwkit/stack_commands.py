@@ -7,6 +7,7 @@ import signal
 import threading
 
 from mwkit.cli import add_runtime_option, add_workdir_option
+from mwkit.settings import DEFAULT_RETRIES, Settings
 from mwkit.sherlock.policies import DEFAULT_POLICY, POLICIES
 
 
@@ -19,6 +20,20 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", default=None, choices=sorted(POLICIES),
                         help=f"how the monolith's Sherlock balances (default: "
                              f"$MWKIT_SHERLOCK_POLICY, else {DEFAULT_POLICY})")
+    parser.add_argument("--retries", type=int, default=None, metavar="N",
+                        help=f"how many other instances the monolith's Sherlock tries when one "
+                             f"refuses a call; 0: none (default: $MWKIT_SHERLOCK_RETRIES, else "
+                             f"{DEFAULT_RETRIES})")
+    parser.add_argument("--eject", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether the monolith's Sherlock leaves out an instance that "
+                             "refused a call for a while; --no-eject: it keeps calling it "
+                             "until the Directory drops it (default: $MWKIT_SHERLOCK_EJECT, "
+                             "else eject)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The command's settings with the monolith's Sherlock options applied."""
+    return args.settings.replace(retries=args.retries, eject=args.eject)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -26,7 +41,7 @@ def _up(args: argparse.Namespace) -> int:
     from mwkit.stack import Stack
 
     if args.detach or args.owner is not None:
-        stack = Stack(settings=args.settings, progress=lambda line: print(line, flush=True),
+        stack = Stack(settings=_settings(args), progress=lambda line: print(line, flush=True),
                       detach=True, owner=args.owner).up()
         until = "" if args.owner is None else f" or until process {args.owner} ends"
         print(f"\nthe stack is up, detached: open "
@@ -36,7 +51,7 @@ def _up(args: argparse.Namespace) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    with Stack(settings=args.settings, progress=lambda line: print(line, flush=True),
+    with Stack(settings=_settings(args), progress=lambda line: print(line, flush=True),
                foreground=True) as stack:
         print(f"\nthe stack is up: open "
               f"{browser_link(f'{stack.monolith_url}/popular', args.settings)}\n"
@@ -50,7 +65,7 @@ def _up(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from mwkit.demo import run_demo
 
-    result = run_demo(args.settings, args.output, progress=lambda line: print(line, flush=True))
+    result = run_demo(_settings(args), args.output, progress=lambda line: print(line, flush=True))
     return 0 if result.reloads else 1
 
 
