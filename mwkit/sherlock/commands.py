@@ -1,4 +1,8 @@
-"""``mwkit sherlock``: run Sherlock as a local proxy in front of every service."""
+"""``mwkit sherlock``: run Sherlock as a local proxy in front of every service.
+
+Its retries and ejection come from ``MWKIT_SHERLOCK_RETRIES`` and ``MWKIT_SHERLOCK_EJECT``
+(see :mod:`mwkit.settings`), as the monolith's do.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
     settings = args.settings
     directory = settings.directory_url or f"http://127.0.0.1:{DIRECTORY_PORT}"
-    with Sherlock(directory, policy=settings.policy, timeout=args.timeout,
+    with Sherlock(directory, policy=settings.policy, retries=settings.retries,
+                  eject=settings.eject, timeout=args.timeout,
                   token=settings.directory_token) as sherlock:
         try:
             serve(sherlock, host or "127.0.0.1", int(port))

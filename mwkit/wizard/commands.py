@@ -51,12 +51,13 @@ def _svrun(args: argparse.Namespace) -> int:
 
 
 def _svkill(args: argparse.Namespace) -> int:
-    _wizard(args).svkill(args.tag, now=args.now)
+    _wizard(args).svkill(args.tag, now=args.now, drain=args.drain)
     return 0
 
 
 def _scale(args: argparse.Namespace) -> int:
-    running = _wizard(args).scale(args.service, args.tag, args.n, ref=args.ref)
+    running = _wizard(args).scale(args.service, args.tag, args.n, ref=args.ref,
+                                  drain=args.drain)
     print(f"{len(running)} instance(s) of {args.service} {args.tag}: "
           f"{', '.join(i.id for i in running) or 'none'}")
     return 0
@@ -90,6 +91,13 @@ def _demo_repo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_drain(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-drain", dest="drain", action="store_false",
+                        help="stop the naive way of the 2015 original: SIGTERM to the service "
+                             "while it is still registered; Watson deregisters it only once its "
+                             "health checks fail (calls reach a closed port meanwhile)")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("svrun", help="launch one more instance of a service")
     parser.add_argument("service", help="the service's name, e.g. popularity")
@@ -107,6 +115,7 @@ def register(subparsers) -> None:
     parser.add_argument("tag")
     parser.add_argument("--now", action="store_true",
                         help="SIGKILL at once instead of deregistering and draining first")
+    _no_drain(parser)
     _common(parser)
     parser.set_defaults(handler=_svkill)
 
@@ -116,6 +125,7 @@ def register(subparsers) -> None:
     parser.add_argument("n", type=int)
     parser.add_argument("--ref", default=None,
                         help="the ref for new instances (default: the tag's, else the tag)")
+    _no_drain(parser)
     _source(parser)
     _common(parser)
     parser.set_defaults(handler=_scale)

@@ -91,6 +91,23 @@ def test_graceful_svkill_deregisters_before_the_service_stops(wizard, directory)
     assert gone["time"] < sigterm  # first out of the Directory, then stopped
 
 
+def test_svkill_without_drain_stops_the_service_while_it_is_registered(wizard, directory):
+    """The 2015 order: SIGTERM first; Watson deregisters only after its checks failed."""
+    wizard.svrun("tiny", "v1", "UNCOMMITTED")
+    instance = wizard.svrun("tiny", "v1", "UNCOMMITTED")
+    [pid] = pids(wizard)[1:]
+    assert wizard.svkill("v1", drain=False).id == instance.id
+    assert group_gone(pid)
+    assert set(listed(directory, "tiny")) == {"tiny-v1-1"}  # by Watson, not left to its lease
+    events = requests.get(f"{directory}/v1/events", timeout=2).json()["events"]
+    [gone] = [e for e in events if e["instance"] == instance.id and e["kind"] != "registered"]
+    assert gone["kind"] == "deregistered"
+    log = instance.log_path.read_text()
+    sigterm = float(re.search(r"tiny: SIGTERM at ([\d.]+)", log)[1])
+    assert gone["time"] > sigterm  # first stopped, out of the Directory only afterwards
+    assert "phase stopping" in log and "phase draining" not in log
+
+
 def test_svkill_now_kills_at_once_and_the_lease_expires(wizard, directory):
     instance = wizard.svrun("tiny", "v1", "UNCOMMITTED")
     [pid] = pids(wizard)
@@ -173,6 +190,11 @@ def test_the_cli(tmp_path, directory):
         assert re.search(r"tiny-v1-1\s+tiny\s+v1\s+UNCOMMITTED\s+process\s+127.0.0.1:\d+\s+"
                          r"registered", mwkit("status"))
         assert "tiny: listening" in mwkit("logs", "tiny-v1-1", "-n", "20")
+        mwkit("svrun", "tiny", "v1", "UNCOMMITTED", "--source", str(tmp_path / "tiny"))
+        assert "stopping without draining" in mwkit("svkill", "v1", "--no-drain")
+        assert set(listed(directory, "tiny")) == {"tiny-v1-1"}
+        mwkit("scale", "tiny", "v1", "2", "--source", str(tmp_path / "tiny"))
+        assert "stopping without draining" in mwkit("scale", "tiny", "v1", "1", "--no-drain")
     finally:
         out = mwkit("down")
     assert "removed tiny-v1-1" in out

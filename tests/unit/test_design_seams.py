@@ -69,9 +69,23 @@ def test_settings_come_from_defaults_then_the_environment_then_arguments(tmp_pat
     assert (overridden.policy, overridden.database) == ("random", "mariadb")
 
 
+def test_sherlocks_retries_and_ejection_come_from_the_environment_or_arguments():
+    assert (Settings.from_env({}).retries, Settings.from_env({}).eject) == (1, True)
+    env = {"MWKIT_SHERLOCK_RETRIES": "0", "MWKIT_SHERLOCK_EJECT": "off"}
+    assert (Settings.from_env(env).retries, Settings.from_env(env).eject) == (0, False)
+    assert Settings.from_env(env, retries=2, eject=True).replace(eject=None).eject is True
+    with pytest.raises(errors.SettingsError, match="--retries"):
+        Settings.from_env({}).replace(retries=-1)
+    with pytest.raises(errors.SettingsError, match="--no-eject"):
+        Settings.from_env({}, eject="no")  # only a bool: a string is a caller's mistake
+
+
 @pytest.mark.parametrize("key, value, named", [
     ("MWKIT_DB", "postgres", "MWKIT_DB"),
     ("MWKIT_SHERLOCK_POLICY", "fastest", "MWKIT_SHERLOCK_POLICY"),
+    ("MWKIT_SHERLOCK_RETRIES", "two", "MWKIT_SHERLOCK_RETRIES"),
+    ("MWKIT_SHERLOCK_RETRIES", "-1", "MWKIT_SHERLOCK_RETRIES"),
+    ("MWKIT_SHERLOCK_EJECT", "maybe", "MWKIT_SHERLOCK_EJECT"),
 ])
 def test_a_wrong_setting_names_its_variable(key, value, named):
     with pytest.raises(errors.SettingsError, match=named):

@@ -4,8 +4,10 @@ import random
 
 import pytest
 
-from mwkit.sherlock import policies
+from mwkit.directory.client import Message
+from mwkit.sherlock import Sherlock, policies
 from mwkit.sherlock.adapter import service_of
+from mwkit.sherlock.attempts import Call
 from mwkit.sherlock.endpoint import EJECT_MAX, Endpoint
 from mwkit.watson import ConfigError, WatsonConfig
 
@@ -64,6 +66,27 @@ def test_a_refused_instance_stays_out_for_its_lease():
     endpoint.ttl = 3.0
     endpoint.eject(now=0.0)
     assert not endpoint.available(2.9) and endpoint.available(3.0)
+
+
+@pytest.mark.parametrize("eject, calls_to_the_dead_one", [(True, 1), (False, 3)])
+def test_a_refused_instance_is_ejected_unless_ejection_is_off(eject, calls_to_the_dead_one):
+    """Round robin over a dead i0 and a live i1, six calls without retries: ejected after
+    its first refusal, or (eject=False) called in turn as if it were alive."""
+    nowhere = "http://127.0.0.1:9"  # no Directory: the table is fed by hand below
+    with Sherlock(nowhere, retries=0, eject=eject) as sherlock:
+        table = [{"service": "svc", "id": e.id, "address": e.address, "url": e.url}
+                 for e in endpoints(2)]
+        sherlock._apply(Message("snapshot", {"version": 1, "epoch": "e",
+                                             "services": {"svc": table}}))
+        tried = []
+        for _ in range(6):
+            call = Call(sherlock, "svc", "GET")
+            for endpoint in call:
+                tried.append(endpoint.id)
+                call.refused() if endpoint.id == "i0" else call.answered(200)
+        assert tried.count("i0") == calls_to_the_dead_one
+        assert len(tried) == 6  # no retries: one attempt a call
+        assert sherlock.counters()["i0"]["ejected"] is eject
 
 
 def test_unknown_policy_is_named():

@@ -116,8 +116,9 @@ class Runtime(Protocol):
         """Start the instance's supervisor; return at once (readiness is the wizard's job)."""
 
     def stop(self, handle: Handle, grace: float) -> None:
-        """SIGTERM the supervisor (it deregisters, drains, stops the service); SIGKILL after
-        ``grace`` seconds; remove what the runtime created."""
+        """SIGTERM the supervisor (it follows its stop order: deregister, drain, stop the
+        service; or with ``stop.json`` the naive order); SIGKILL after ``grace`` seconds;
+        remove what the runtime created."""
 
     def kill(self, handle: Handle) -> None:
         """SIGKILL everything of the instance at once and remove it."""
