@@ -3,7 +3,11 @@
 It has what the tutorial needs: users with karma, a front page of stories ranked by the
 Lobsters hotness formula, and the new page ``/popular``, which calls the popularity
 microservice on every load through Sherlock, the client-side router, used here as a
-real monolith would use a client library.
+real monolith would use a client library. ``/popular?refresh=1`` reloads itself every
+second (at most :data:`REFRESH_LIMIT` times), so a notebook can show it changing.
+
+Its links are relative, so the pages also work behind a path prefix such as
+jupyter-server-proxy's ``/proxy/<port>/`` (see ``mwkit/links.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import threading
 import time
 
 import requests
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
 
 from lobsters import db
 from lobsters.ranking import hotness
@@ -25,6 +29,10 @@ POPULARITY_URL = "http://popularity/"  # a bare service name: Sherlock routes it
 POPULARITY_TIMEOUT = 2.0  # seconds; a page must never hang on a slow or silent instance
 #: The values of ``reason`` in ``/popular.json`` when no instance answered (None when one did).
 REASONS = ("no_instances", "timeout", "error")
+#: A self-refreshing /popular stops after this many reloads: a tab left open is no load test.
+REFRESH_LIMIT = 300
+MAX_REFRESH_SECONDS = 60
+SLOW_MS = 1000  # the page marks a call slower than this
 
 STORIES_QUERY = """
     SELECT s.id, s.title, s.url, s.score, s.comment_count, s.created_at, u.username
@@ -59,6 +67,29 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, requests.Timeout):
         return "timeout"
     return "error"
+
+
+def whole_number(text: str | None) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def refresh_of(args) -> dict:
+    """The self-refresh asked for by ``/popular``'s query string.
+
+    ``refresh``: whole seconds between reloads (1 to MAX_REFRESH_SECONDS; anything else, or
+    none, means no refresh); ``reload``: how many loads so far, counted in the URL the
+    page reloads to; ``stopped``: True once ``reload`` has reached :data:`REFRESH_LIMIT`
+    (the page then says how to go on instead of reloading).
+    """
+    seconds = whole_number(args.get("refresh"))
+    if seconds is not None and not 1 <= seconds <= MAX_REFRESH_SECONDS:
+        seconds = None
+    reload = max(1, whole_number(args.get("reload")) or 1)
+    stopped = seconds is not None and reload >= REFRESH_LIMIT
+    return {"refresh": seconds, "reload": reload, "stopped": stopped, "limit": REFRESH_LIMIT}
 
 
 def call_popularity(sherlock) -> dict:
@@ -133,7 +164,8 @@ def create_app(database_url: str, directory_url: str | None = None, sherlock=Non
 
     @app.get("/popular")
     def popular():
-        return render_template("popular.html", **call_popularity(sherlock))
+        return render_template("popular.html", **call_popularity(sherlock),
+                               **refresh_of(request.args), slow_ms=SLOW_MS)
 
     @app.get("/popular.json")
     def popular_json():

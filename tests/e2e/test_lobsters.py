@@ -156,6 +156,61 @@ def test_popular_shows_the_users_and_the_instance_that_answered(database_url):
     assert body["users"][0] == top and top["username"] in page.text
 
 
+META_REFRESH = re.compile(r'<meta http-equiv="refresh" content="(\d+); url=([^"]+)">')
+
+
+def follow_the_refresh(client, url: str, most: int) -> list[str]:
+    """The URLs a browser would load, starting at ``url``, following the page's meta
+    refresh (a query-only relative URL) at most ``most`` times."""
+    loaded = [url]
+    while len(loaded) <= most and (match := META_REFRESH.search(client.get(loaded[-1]).text)):
+        assert match[1] == "1" and match[2].startswith("?")
+        loaded.append("/popular" + match[2].replace("&amp;", "&"))
+    return loaded
+
+
+def test_popular_refreshes_itself_counting_its_loads_and_stops_at_the_limit(database_url):
+    client = create_app(database_url).test_client()
+    assert not META_REFRESH.search(client.get("/popular").text)
+    first = client.get("/popular?refresh=1").text
+    assert META_REFRESH.search(first)[2] == "?refresh=1&amp;reload=2"
+    assert f"Load 1 of {lobsters.REFRESH_LIMIT}" in first
+
+    start = lobsters.REFRESH_LIMIT - 4
+    loaded = follow_the_refresh(client, f"/popular?refresh=1&reload={start}", most=10)
+    assert loaded[-1] == f"/popular?refresh=1&reload={lobsters.REFRESH_LIMIT}"
+    assert len(loaded) == 5
+    last = client.get(loaded[-1]).text
+    assert f"Stopped refreshing after {lobsters.REFRESH_LIMIT} loads" in last
+    assert '<a href="?refresh=1">refresh again</a>' in last
+
+
+@pytest.mark.parametrize("query", ["refresh=0", "refresh=abc", "refresh=61", "refresh=",
+                                   "reload=3"])
+def test_popular_refreshes_only_when_asked_within_bounds(database_url, query):
+    page = create_app(database_url).test_client().get(f"/popular?{query}").text
+    assert not META_REFRESH.search(page) and 'id="refresh"' not in page
+
+
+def test_pages_link_relatively_so_they_work_behind_a_proxy_prefix(database_url):
+    client = create_app(database_url).test_client()
+    for path in ("/", "/popular", "/popular?refresh=1"):
+        hrefs = re.findall(r'(?:href|url)=["?]?([^"\s>]*)', client.get(path).text)
+        assert hrefs and not [href for href in hrefs if href.startswith("/")], (path, hrefs)
+
+
+def test_popular_marks_a_slow_call(database_url):
+    popularity = load_popularity()
+    popularity.QUERY_DELAY_SECONDS = 1.1  # the canary's way, a little faster
+    slow_app, fast_app = popularity.create_app(database_url), \
+        load_popularity().create_app(database_url)
+    with serving(slow_app) as slow, serving(fast_app) as fast:
+        slow_page, *_ = get_popular(StandInSherlock(slow), database_url)
+        fast_page, *_ = get_popular(StandInSherlock(fast), database_url)
+    assert '<span id="call-ms" class="slow">' in slow_page.text
+    assert '<span id="call-ms">' in fast_page.text
+
+
 def test_health():
     response = create_app("sqlite:////nonexistent/lobsters.db").test_client().get("/health")
     assert (response.status_code, response.text) == (200, "OK")
