@@ -4,27 +4,49 @@
 #   make test-fast  the unit tests only: pure logic, under a minute
 #   make lab    JupyterLab on the notebook series
 #   make bench  the benchmarks (ARGS=--quick for a one-minute run)
-#   make down   remove whatever a crashed run left behind
+#   make render every notebook executed to HTML in build/notebooks/ (with its time), and
+#               each one's main picture in docs/pictures/ (see docs/instructor.md)
+#   make wheelhouse  every wheel the kit installs, into wheelhouse/: copy that folder to a
+#               room without the internet; there `make venv` installs from it alone
+#   make down   remove the stack of one workdir: by default <repo>/.mwkit (or
+#               $MWKIT_WORKDIR), the one the notebooks use; another folder's stack needs
+#               ARGS="--workdir DIR". A notebook whose kernel died needs no `make down`:
+#               its stack's watchdog removes it (a stack started with `mwkit up --detach`
+#               has no watchdog and runs until `mwkit down`).
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.mwkit-installed
+WHEELHOUSE ?= wheelhouse
+PIP     = $(BIN)/python -m pip --disable-pip-version-check
+# With a wheelhouse/ folder (make wheelhouse), every install comes from it, never the net.
+OFFLINE = $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
+# httpbin (the transparency tests' real app) pins greenlet<3 on Python 3.11, which
+# playwright cannot use; it never imports greenlet, so it goes in without its pins.
+NO_DEPS_EXTRAS = 'httpbin>=0.10.4' brotlicffi decorator six
 
-.PHONY: demo test test-fast test-notebooks-docker bench lab lint down venv
+.PHONY: demo test test-fast test-notebooks-docker bench lab lint down venv render wheelhouse
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing mwkit and its dependencies into $(VENV) ..."
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	@# httpbin (the transparency tests' real app) pins greenlet<3 on Python 3.11, which
-	@# playwright cannot use; it never imports greenlet, so it goes in without its pins.
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
-		'httpbin>=0.10.4' brotlicffi decorator six
+	@echo "installing mwkit and its dependencies into $(VENV) $(if $(OFFLINE),from $(WHEELHOUSE)/ ,)..."
+	@$(PIP) install --quiet $(OFFLINE) --upgrade pip
+	@$(PIP) install --quiet $(OFFLINE) -e '.[dev]'
+	@$(PIP) install --quiet $(OFFLINE) --no-deps $(NO_DEPS_EXTRAS)
 	@touch $(STAMP)
+
+# pip, setuptools (to build mwkit itself), .[dev] with every dependency, and the extras
+# above: wheels for this machine's OS and Python (make it on the kind of machine the room
+# uses, with the $(PYTHON) the venv is made from). Playwright's browser (tests only) and the Docker images are not in it: see
+# docs/instructor.md, "Offline preparation".
+wheelhouse:
+	$(PYTHON) -m pip download --dest $(WHEELHOUSE) pip 'setuptools>=68' wheel '.[dev]'
+	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --no-deps $(NO_DEPS_EXTRAS)
+	@rm -f $(WHEELHOUSE)/mwkit-*  # the kit itself installs from this checkout
+	@du -sh $(WHEELHOUSE)
 
 demo: $(STAMP)
 	$(BIN)/mwkit demo $(ARGS)
@@ -46,6 +68,9 @@ bench: $(STAMP)
 	bash benchmarks/setup.sh
 	$(BIN)/python -m benchmarks $(ARGS)
 
+render: $(STAMP)
+	$(BIN)/python scripts/render_notebooks.py $(ARGS)
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
@@ -53,4 +78,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 down: $(STAMP)
-	$(BIN)/mwkit down
+	$(BIN)/mwkit down $(ARGS)
