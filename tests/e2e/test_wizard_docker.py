@@ -110,6 +110,17 @@ def test_scale_and_graceful_svkill(wizard, runtime, directory):
     assert len(containers(runtime, wizard.workdir)) == 1
 
 
+def test_svkill_without_drain_reaches_the_supervisor_in_its_container(wizard, runtime,
+                                                                      directory):
+    """The stop order is a file in the mounted state dir: the naive order runs in there."""
+    wizard.svrun("tiny", "v1", "v1")
+    log = wizard.svkill("v1", drain=False).log_path.read_text()
+    assert containers(runtime, wizard.workdir) == []
+    assert listed(directory, "tiny") == {}
+    assert "phase stopping" in log and "phase draining" not in log
+    assert "LIVE -> DEAD" in log  # deregistered by Watson, once its checks had failed
+
+
 def test_svkill_now_removes_the_container_at_once(wizard, runtime, directory):
     wizard.svrun("tiny", "v1", "v1")
     wizard.svkill("v1", now=True)
