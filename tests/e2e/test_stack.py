@@ -109,7 +109,8 @@ def test_down_removes_a_stack_but_leaves_the_process_that_made_it(tmp_path):
 
 def test_mwkit_up_serves_until_mwkit_down_stops_it(tmp_path):
     env = {**os.environ, "MWKIT_WORKDIR": str(tmp_path / "work")}
-    up = subprocess.Popen([sys.executable, "-m", "mwkit", "up"], env=env, text=True,
+    up = subprocess.Popen([sys.executable, "-m", "mwkit", "up", "--retries", "0", "--no-eject"],
+                          env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           start_new_session=True)
     try:
@@ -119,6 +120,9 @@ def test_mwkit_up_serves_until_mwkit_down_stops_it(tmp_path):
             if "the stack is up" in line:
                 break
         assert "the stack is up" in lines[-1], "".join(lines)
+        assert "retries 0, no ejection" in "".join(lines)
+        info = json.loads((tmp_path / "work" / "stack.json").read_text())
+        assert (info["retries"], info["eject"]) == (0, False)
 
         def mwkit(*args):
             done = subprocess.run([sys.executable, "-m", "mwkit", *args], env=env,
