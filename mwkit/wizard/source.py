@@ -279,11 +279,32 @@ def _demo_intact(path: Path) -> bool:
         return False
 
 
+def _committed_service(kit_root: Path, service: str, destination: Path) -> bool:
+    """Write ``services/<service>`` as the kit's last commit has it into ``destination``.
+
+    False (and nothing written) when the kit is no Git checkout of its own (a downloaded
+    archive, an installed package) or its HEAD has no such service.
+    """
+    import git
+    import gitdb.exc
+
+    try:
+        repo = git.Repo(kit_root)  # the kit's own checkout only, never a folder above it
+        repo.commit("HEAD").tree / f"services/{service}/microwizard/microwizard.yml"
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, gitdb.exc.BadName,
+            ValueError, KeyError):
+        return False
+    _extract(repo, f"HEAD:services/{service}", destination)
+    return True
+
+
 def make_demo_repo(workdir: Path, kit_root: Path) -> Path:
     """The popularity demo repository at ``<workdir>/repos/popularity`` (made once).
 
-    Tag ``v1`` holds ``<kit_root>/services/popularity`` as it is; tag ``v2`` ("the bad
-    canary") differs only in ``QUERY_DELAY_SECONDS = 1.5``: every query is slow.
+    Tag ``v1`` holds ``<kit_root>/services/popularity`` as the kit committed it (as it is on
+    disk when the kit is no Git checkout), so a learner's uncommitted edits there stay out
+    of v1: they are what ``UNCOMMITTED`` runs. Tag ``v2`` ("the bad canary") differs only in
+    ``QUERY_DELAY_SECONDS = 1.5``: every query is slow.
     """
     import git
 
@@ -294,21 +315,23 @@ def make_demo_repo(workdir: Path, kit_root: Path) -> Path:
             return target
         raise SourceError(f"{target} exists but is not the popularity demo repository (tags "
                           "v1 and v2): delete it and it will be made again")
-    code = service / "popularity.py"
-    try:
-        text = code.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SourceError(f"{code} not found: the demo repository is made from it") from None
-    if len(DEMO_DELAY_LINE.findall(text)) != 1:
-        raise SourceError(f"{code} must hold the line `QUERY_DELAY_SECONDS = 0.0` exactly once "
-                          "(the demo's v2 changes it to make the slow canary)")
     with _atomic_folder(target) as temporary:
-        shutil.copytree(service, temporary, ignore=COPY_IGNORE, dirs_exist_ok=True)
+        if not _committed_service(Path(kit_root), "popularity", temporary):
+            shutil.copytree(service, temporary, ignore=COPY_IGNORE, dirs_exist_ok=True)
+        code = temporary / "popularity.py"
+        try:
+            text = code.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SourceError(f"{service / code.name} not found: the demo repository is made "
+                              "from it") from None
+        if len(DEMO_DELAY_LINE.findall(text)) != 1:
+            raise SourceError(f"{service / code.name} must hold the line "
+                              "`QUERY_DELAY_SECONDS = 0.0` exactly once (the demo's v2 "
+                              "changes it to make the slow canary)")
         repo = git.Repo.init(temporary, initial_branch="main")
         for number, (tag, message, date) in enumerate(DEMO_COMMITS):
             if number:
-                (temporary / "popularity.py").write_text(
-                    DEMO_DELAY_LINE.sub(DEMO_SLOW_LINE, text), encoding="utf-8")
+                code.write_text(DEMO_DELAY_LINE.sub(DEMO_SLOW_LINE, text), encoding="utf-8")
             _git(repo, "add", "--all")
             _git(repo, "commit", "--quiet", "--message", message, date=date)
             _git(repo, "tag", tag)

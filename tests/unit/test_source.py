@@ -306,6 +306,26 @@ def test_the_demo_repo_is_idempotent_and_reproducible(kit, tmp_path, workdir):
     assert [git.Repo(elsewhere).commit(tag).hexsha for tag in ("v1", "v2")] == shas
 
 
+def test_the_demo_repo_takes_what_the_kit_committed(kit, workdir):
+    """In a Git checkout of the kit, v1 is popularity as committed: a learner's uncommitted
+    edit (and an untracked file) is what UNCOMMITTED runs, never part of v1."""
+    kit_repo = git.Repo.init(kit, initial_branch="main")
+    commit_all(kit_repo, "the kit")
+    service = kit / "services" / "popularity"
+    (service / "popularity.py").write_text((service / "popularity.py").read_text()
+                                           + "# a learner's edit\n")
+    (service / "notes.txt").write_text("untracked\n")
+    repo = git.Repo(make_demo_repo(workdir, kit))
+    v1 = repo.commit("v1").tree
+    assert "# a learner's edit" not in (v1 / "popularity.py").data_stream.read().decode()
+    assert "notes.txt" not in [entry.name for entry in v1]
+    assert (v1 / "microwizard/mw.sh").mode == 0o100755
+    assert repo.git.diff("v1", "v2", name_only=True) == "popularity.py"
+    live = checkout(default_sources(kit)["popularity"], UNCOMMITTED, service="popularity",
+                    tag="dev", workdir=workdir)
+    assert (live.folder / "popularity.py").read_text().endswith("# a learner's edit\n")
+
+
 def test_the_demo_repo_needs_the_delay_line(kit, workdir):
     code = kit / "services" / "popularity" / "popularity.py"
     code.write_text("QUERY_DELAY_SECONDS = 0\n")
