@@ -23,7 +23,8 @@ RATE, DURATION = 20, 4  # 80 reloads a run: bounded, and enough to hit every ins
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("break-it") / "work"
-    with Stack(workdir, runtime="process", database="sqlite", retries=0, eject=False) as stack:
+    with Stack(workdir, runtime="process", database="sqlite", policy="round_robin", retries=0,
+               eject=False) as stack:  # round robin: the dead instance gets its share
         yield stack
 
 
