@@ -17,5 +17,5 @@ def kubernetes_deployment_with_grace(spec, image: str, replicas: int,
     return deployment
 
 
-print(yaml.safe_dump(kubernetes_deployment_with_grace(spec, f"registry.example/popularity:{tag}", 2),
-                     sort_keys=False))
+deployment = kubernetes_deployment_with_grace(spec, f"registry.example/popularity:{tag}", 2)
+print(yaml.safe_dump(deployment, sort_keys=False))
