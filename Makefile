@@ -12,7 +12,7 @@
 #               $MWKIT_WORKDIR), the one the notebooks use; another folder's stack needs
 #               ARGS="--workdir DIR". A notebook whose kernel died needs no `make down`:
 #               its stack's watchdog removes it (a stack started with `mwkit up --detach`
-#               has no watchdog and runs until `mwkit down`).
+#               and no --owner has no watchdog and runs until `mwkit down`).
 
 PYTHON ?= python3
 VENV   ?= .venv
