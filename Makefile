@@ -38,14 +38,14 @@ $(STAMP): pyproject.toml
 	@$(PIP) install --quiet $(OFFLINE) --no-deps $(NO_DEPS_EXTRAS)
 	@touch $(STAMP)
 
-# pip, setuptools (to build mwkit itself), .[dev] with every dependency, and the extras
-# above: wheels for this machine's OS and Python (make it on the kind of machine the room
-# uses, with the $(PYTHON) the venv is made from). Playwright's browser (tests only) and the Docker images are not in it: see
-# docs/instructor.md, "Offline preparation".
+# pip, setuptools (to build mwkit itself), every dependency of .[dev] and the extras above
+# (mwkit itself installs from this checkout). The wheels fit this machine's OS, processor
+# and Python: make it on the kind of machine the room uses, with the $(PYTHON) the venv is
+# made from, and again after pyproject.toml changed. Playwright's browser (tests only) and
+# the Docker images are not in it: see docs/instructor.md, "Offline preparation".
 wheelhouse:
 	$(PYTHON) -m pip download --dest $(WHEELHOUSE) pip 'setuptools>=68' wheel '.[dev]'
 	$(PYTHON) -m pip download --dest $(WHEELHOUSE) --no-deps $(NO_DEPS_EXTRAS)
-	@rm -f $(WHEELHOUSE)/mwkit-*  # the kit itself installs from this checkout
 	@du -sh $(WHEELHOUSE)
 
 demo: $(STAMP)
