@@ -95,15 +95,19 @@ def tally(found: list[dict]) -> tuple[set, set]:
 
 def test_deploy_route_and_roll_out_as_notebook_09_does(my_service, tmp_path, directory):
     repo = git.Repo.init(my_service, initial_branch="main")
-    repo.git.add(all=True)
-    repo.index.commit("v1", author=ME, committer=ME)
-    repo.create_tag("v1")
+
+    def commit(message: str, tag: str) -> None:  # the notebook's, which its solution uses
+        repo.git.add(all=True)
+        repo.index.commit(message, author=ME, committer=ME)
+        repo.create_tag(tag)
+
+    commit("v1", "v1")
     with Wizard(tmp_path / "work", runtime="process", directory_url=directory,
                 sources={}) as wizard:
         wizard.add_source("quote", ServiceSource(my_service))
         wizard.scale("quote", "v1", 2, ref="v1")
         assert tally(answers(directory, 2)) == ({"quote-v1-1", "quote-v1-2"}, {1})
-        solve(["09_version_2.py"], MY_SERVICE=my_service, repo=repo, ME=ME)
+        solve(["09_version_2.py"], MY_SERVICE=my_service, repo=repo, commit=commit)
         assert repo.commit("v2").parents == (repo.commit("v1"),)
         wizard.svrun("quote", "v2", "v2")
         assert tally(answers(directory, 3)) == ({"quote-v1-1", "quote-v1-2", "quote-v2-1"},
