@@ -1,7 +1,7 @@
 """Figure 6: one slow instance of four (the bad v2): reloads answered within 1 s, per policy.
 
 Three popularity v1 and one v2 (which sleeps 1.5 s before its query) serve the monolith.
-For each policy the monolith is restarted with it (``Stack.use_policy``: the policy is
+For each policy the monolith is restarted with it (``Stack.use_sherlock``: the policy is
 the client's own setting) and page reloads run open-loop at ``RATE`` a second for
 ``seconds``; the share of reloads that answered ok within 1 s is counted over the whole
 run (the sample) and, for the notes, per window of ``WINDOW`` seconds.
@@ -50,7 +50,7 @@ def run(quick: bool, scratch: Path, runtime: str = "process") -> Figure:
                 figure.notes.append(f"{policy}: not measured, the time budget ran out")
                 continue
             if policy != stack.policy:
-                stack.use_policy(policy)
+                stack.use_sherlock(policy=policy)
             reloads = PageReloads(f"{stack.monolith_url}/popular.json", rate=RATE,
                                   duration=seconds, max_in_flight=64)
             records = reloads.run()

@@ -184,10 +184,6 @@ class Stack:
         self.wizard.scale(MONOLITH, "monolith", 0)
         self._start_monolith()
 
-    def use_policy(self, policy: str) -> None:
-        """``use_sherlock(policy=policy)``; kept until the notebooks use that."""
-        self.use_sherlock(policy=policy)
-
     def _start_directory(self) -> None:
         self.progress(f"starting the Directory on the {self.runtime.name} runtime")
         directory = self.runtime.start_directory(self.workdir)
