@@ -41,10 +41,11 @@ def record(path: Path) -> None:
             client.execute()
         finally:
             teardown(workdir, progress=lambda line: None)
-    for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
-        if not is_checked(cell):
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for position, cell in enumerate(code, 1):
+        if is_checked(cell):  # its position: nbclient does not count empty cells
+            cell.execution_count = position
+        else:
             cell.outputs, cell.execution_count = [], None
     notebook.metadata.pop("widgets", None)  # the widgets' saved state: noise, too
     nbformat.write(notebook, path)

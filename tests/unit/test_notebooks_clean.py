@@ -4,7 +4,8 @@ The notebooks themselves run under nbval (``pytest --nbval-lax --nbval-sanitize-
 notebooks/sanitize.cfg notebooks/``). These tests check, without running anything, what
 makes that possible and keeps the diffs readable:
 
-- a two-digit number prefix (the teaching order), kernel ``python3``, a Markdown cell first;
+- a two-digit number prefix (the teaching order; a letter after it for a notebook that
+  slots in between, as 03b), kernel ``python3``, a Markdown cell first;
 - the first code cell calls ``teardown(...)``, so a crashed earlier run cannot get in the way;
 - at least one *checked* cell (``# NBVAL_CHECK_OUTPUT`` as its first line, or the
   ``nbval-check-output`` tag), and each checked cell stores the output nbval compares with:
@@ -31,7 +32,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 CHECK_COMMENT = "# NBVAL_CHECK_OUTPUT"
 CHECK_TAG = "nbval-check-output"
-NAME = re.compile(r"^\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
+NAME = re.compile(r"^\d{2}[a-z]?_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 CHOOSES_RUNTIME = re.compile(r"""runtime\s*=\s*["']|environ\[["']MWKIT_RUNTIME["']\]\s*=""")
 
 
