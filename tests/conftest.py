@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -52,6 +53,11 @@ os.environ.setdefault(SESSION_MARK, uuid.uuid4().hex)
 #: Tests (and the notebooks that `make test` runs with them) use processes unless they ask
 #: for Docker: which runtime ``auto`` picks depends on the machine, and is tested on its own.
 os.environ.setdefault("MWKIT_RUNTIME", "process")
+#: ... and a workdir of this session's own: the notebooks that nbval runs use the default
+#: workdir, and a learner's stack may be running in ``<repository>/.mwkit`` meanwhile (the
+#: notebooks' first cell tears down whatever runs in their workdir).
+SESSION_WORKDIR = Path(tempfile.mkdtemp(prefix="mwkit-tests-")) / ".mwkit"
+os.environ.setdefault("MWKIT_WORKDIR", str(SESSION_WORKDIR))
 
 
 def kit_processes() -> dict[int, str]:
@@ -86,9 +92,10 @@ def kit_containers(workdirs_under: list[str]) -> list[str]:
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_running(tmp_path_factory):
     """After the whole run, no process or container this session started may be left."""
-    ours = [str(tmp_path_factory.getbasetemp()), str(TESTS.parent)]
+    ours = [str(tmp_path_factory.getbasetemp()), str(TESTS.parent), str(SESSION_WORKDIR)]
     before, containers_before = kit_processes(), kit_containers(ours)
     yield
+    shutil.rmtree(SESSION_WORKDIR.parent, ignore_errors=True)
     deadline = time.monotonic() + 10
     while (left := {p: c for p, c in kit_processes().items() if p not in before}) and \
             time.monotonic() < deadline:
