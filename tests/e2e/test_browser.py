@@ -40,6 +40,7 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = "05_scaling_with_sliders.ipynb"
 ORIGINAL_DEMO = "03b_the_original_demo.ipynb"
+HUB_PREFIX = "/user/learner/"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = "/usr/bin/chromium"
@@ -60,10 +61,11 @@ def copy_up_to(source: Path, target: Path, tag: str) -> None:
 
 @pytest.fixture
 def jupyter_lab(tmp_path):
-    """``start(notebook, tag, **env)``: JupyterLab on 127.0.0.1 over a copy of the
-    notebook's cells up to the one tagged ``tag``, with ``env`` added to its environment
-    (its kernels inherit it); returns (url, notebook folder). The notebook's workdir is
-    ``.mwkit`` in that folder.
+    """``start(notebook, tag, base="/", **env)``: JupyterLab on 127.0.0.1 over a copy of
+    the notebook's cells up to the one tagged ``tag``, serving under the path ``base`` (as
+    a JupyterHub's single-user server does under ``/user/<name>/``), with ``env`` added to
+    its environment (its kernels inherit it); returns (its URL with the base, without the
+    last slash; the notebook folder). The notebook's workdir is ``.mwkit`` in that folder.
 
     Afterwards: its kernels are shut down, whatever the notebook's stack left is torn down,
     and JupyterLab is stopped.
@@ -72,9 +74,9 @@ def jupyter_lab(tmp_path):
     root.mkdir()
     servers = []
 
-    def start(notebook: str, tag: str, **extra: str) -> tuple[str, Path]:
+    def start(notebook: str, tag: str, base: str = "/", **extra: str) -> tuple[str, Path]:
         copy_up_to(REPO / "notebooks" / notebook, root / notebook, tag)
-        url, server = start_jupyter_lab(tmp_path, root, extra)
+        url, server = start_jupyter_lab(tmp_path, root, base, extra)
         servers.append((url, server))
         return url, root
 
@@ -89,8 +91,9 @@ def jupyter_lab(tmp_path):
     assert not left, f"JupyterLab, its kernel or the notebook's stack left: {left}"
 
 
-def start_jupyter_lab(tmp_path: Path, root: Path, extra: dict[str, str]):
-    """Start JupyterLab over ``root``; return its URL and process once it answers."""
+def start_jupyter_lab(tmp_path: Path, root: Path, base: str, extra: dict[str, str]):
+    """Start JupyterLab over ``root`` under ``base``; return its URL and process once it
+    answers."""
     home = tmp_path / "jupyter"
     env = {"JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "run"),
            "JUPYTER_DATA_DIR": str(home / "data"), "IPYTHONDIR": str(home / "ipython"),
@@ -99,11 +102,12 @@ def start_jupyter_lab(tmp_path: Path, root: Path, extra: dict[str, str]):
     news.mkdir(parents=True)  # no "get notified about Jupyter news?" over the screenshot
     (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}{base.rstrip('/')}"
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
                f"--port={port}", "--ServerApp.port_retries=0", "--ServerApp.token=",
                "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-               "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}"]
+               "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
+               f"--ServerApp.base_url={base}"]
     if os.geteuid() == 0:
         command.append("--allow-root")
     log = tmp_path / "jupyterlab.log"
@@ -210,18 +214,25 @@ def test_the_slider_scales_popularity_in_a_real_browser(jupyter_lab):
     shutil.rmtree(root / ".mwkit", ignore_errors=True)
 
 
-def test_the_popular_page_opens_through_jupyters_proxy_and_goes_with_the_kernel(jupyter_lab):
-    """Notebook 03b as on a remote Jupyter: the IFrame's link is the kit's proxied one."""
+@pytest.mark.parametrize("base, env", [
+    pytest.param("/", {"MWKIT_LINKS": "proxy"}, id="remote-jupyter"),
+    pytest.param(HUB_PREFIX, {"JUPYTERHUB_SERVICE_PREFIX": HUB_PREFIX}, id="jupyterhub"),
+])
+def test_the_popular_page_opens_through_jupyters_proxy_and_goes_with_the_kernel(
+        jupyter_lab, base, env):
+    """Notebook 03b as on a remote Jupyter server (told by MWKIT_LINKS) and as on a
+    JupyterHub's single-user server (found by JUPYTERHUB_SERVICE_PREFIX, under its
+    prefix): the IFrame's link is the kit's proxied one, never 127.0.0.1."""
     from playwright.sync_api import Error, expect
 
-    url, root = jupyter_lab(ORIGINAL_DEMO, "three-v1", MWKIT_LINKS="proxy")
+    url, root = jupyter_lab(ORIGINAL_DEMO, "three-v1", base=base, **env)
     workdir = root / ".mwkit"
     with chromium_page() as page:
         run_all_cells(page, url, ORIGINAL_DEMO)
         iframe = page.locator("iframe")
         expect(iframe).to_have_count(1, timeout=90_000)
         link = iframe.get_attribute("src")
-        assert re.fullmatch(r"/proxy/\d+/popular\?refresh=1", link), link  # not 127.0.0.1
+        assert re.fullmatch(rf"{base}proxy/\d+/popular\?refresh=1", link), link
         frame = page.frame_locator("iframe")
         expect(frame.locator("h1")).to_have_text("The Most Popular Users", timeout=30_000)
 
