@@ -1,0 +1,66 @@
+"""Every notebook survives a learner: exercises done, cells run again, minutes between cells.
+
+nbval (``make test``) runs each notebook once, quickly, without the exercises. Here each one
+runs with every ``# %load solutions/...`` cell replaced by its solution, and all its cells a
+second time in the same kernel (a learner re-runs cells). Then 02, 04 and 05, whose lessons
+once depended on timing, run with a 40 s pause before each cell tagged ``pause-before``; the
+three at once, each in its own kernel and workdir, so the pauses overlap. Every run has a
+temporary workdir and the process runtime; what it started is torn down after it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.helpers.notebooks import (
+    PAUSE_TAG,
+    execute,
+    tags,
+    twice,
+    with_pauses,
+    with_solutions,
+)
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+PACED = ("02", "04", "05")
+PAUSE = 40  # seconds: longer than any lease, reload run or timeout a lesson relies on
+
+
+def read(path: Path):
+    return with_solutions(nbformat.read(path, as_version=4), NOTEBOOKS)
+
+
+def run(notebook, workdir: Path) -> None:
+    execute(notebook, env={"MWKIT_WORKDIR": str(workdir), "MWKIT_RUNTIME": "process"},
+            cwd=NOTEBOOKS, timeout=240)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)
+def test_with_solutions_twice_in_one_kernel(path, tmp_path):
+    run(twice(read(path)), tmp_path / "workdir")
+
+
+@pytest.mark.timeout(900)
+def test_at_a_learners_pace(tmp_path):
+    paths = [path for path in PATHS if path.name[:2] in PACED]
+    assert [path.name[:2] for path in paths] == list(PACED), f"missing notebooks: {paths}"
+    notebooks = {path.stem: read(path) for path in paths}
+    untagged = [name for name, notebook in notebooks.items()
+                if not any(PAUSE_TAG in tags(cell) for cell in notebook.cells)]
+    paced = {name: with_pauses(notebook, PAUSE) for name, notebook in notebooks.items()
+             if name not in untagged}
+    with ThreadPoolExecutor(max_workers=len(paced) or 1) as pool:
+        runs = {name: pool.submit(run, notebook, tmp_path / name)
+                for name, notebook in paced.items()}
+    failed = {name: future.exception() for name, future in runs.items() if future.exception()}
+    problems = [f"{name}: no cell is tagged {PAUSE_TAG!r}, nothing proves the pace"
+                for name in untagged]
+    problems += [f"{name}, with a {PAUSE} s pause before each {PAUSE_TAG!r} cell:\n{error}"
+                 for name, error in failed.items()]
+    assert not problems, "\n\n".join(problems)
