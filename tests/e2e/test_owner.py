@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -167,9 +168,11 @@ def test_mwkit_up_detach_returns_and_the_stack_runs_until_mwkit_down(tmp_path, d
 
 def test_mwkit_up_owner_ties_a_detached_stack_to_another_process(tmp_path):
     """A notebook's ``!mwkit up --detach --owner {os.getpid()}``: the command returns at
-    once, the stack serves, and it goes when the kernel (here a sleeping Python) is killed."""
+    once, the stack serves, and it goes when the kernel (here a sleeping Python) is killed.
+    As on a remote Jupyter (MWKIT_LINKS=proxy), the links it prints go through the proxy."""
     workdir = tmp_path / "work"
-    env = {**os.environ, "MWKIT_WORKDIR": str(workdir), "MWKIT_RUNTIME": "process"}
+    env = {**os.environ, "MWKIT_WORKDIR": str(workdir), "MWKIT_RUNTIME": "process",
+           "MWKIT_LINKS": "proxy"}
     kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"],
                               start_new_session=True)
 
@@ -181,9 +184,12 @@ def test_mwkit_up_owner_ties_a_detached_stack_to_another_process(tmp_path):
         done = mwkit("up", "--detach", "--owner", str(kernel.pid))
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"or until process {kernel.pid} ends" in done.stdout
+        port = re.search(r"open /proxy/(\d+)/popular\n", done.stdout)
+        assert port and f"the monolith answers at /proxy/{port[1]}/popular" in done.stdout
         pid, created = watchdog_of(workdir)
         assert process_alive(pid, created)
         monolith = json.loads((workdir / "stack.json").read_text())["monolith_url"]
+        assert monolith == f"http://127.0.0.1:{port[1]}"
         page = requests.get(f"{monolith}/popular", timeout=5)
         assert "NO SERVICES AVAILABLE" in page.text  # served after `mwkit up` has exited
 
