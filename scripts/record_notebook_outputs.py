@@ -26,6 +26,20 @@ def is_checked(cell) -> bool:
         "nbval-check-output" in cell.metadata.get("tags", [])
 
 
+def merged_streams(outputs: list) -> list:
+    """One output per run of printed text: how a cell's prints arrive in pieces depends on
+    timing, and the stored notebook should not."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (previous is not None and output.output_type == previous.output_type == "stream"
+                and output.name == previous.name):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
 def record(path: Path) -> None:
     """Execute ``path`` in a workdir of its own (a learner's stack in ``.mwkit`` is left
     alone), then keep only the checked cells' outputs."""
@@ -45,6 +59,7 @@ def record(path: Path) -> None:
     for position, cell in enumerate(code, 1):
         if is_checked(cell):  # its position: nbclient does not count empty cells
             cell.execution_count = position
+            cell.outputs = merged_streams(cell.outputs)
         else:
             cell.outputs, cell.execution_count = [], None
     notebook.metadata.pop("widgets", None)  # the widgets' saved state: noise, too
