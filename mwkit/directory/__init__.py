@@ -51,9 +51,13 @@ def start_directory(port: int | None = None, token: str | None = None,
 
 @contextlib.contextmanager
 def run_directory(port: int | None = None, token: str | None = None,
-                  log_path: Path | None = None, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run a Directory process for the ``with`` block; yields its URL."""
-    proc, url = start_directory(port, token, log_path, host)
+                  log_path: Path | None = None, host: str = "127.0.0.1",
+                  env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run a Directory process for the ``with`` block; yields its URL.
+
+    ``env`` is added to its environment: notebook 02 gives it its workdir's marks, so that
+    ``teardown`` finds it should the kernel die inside the block."""
+    proc, url = start_directory(port, token, log_path, host, env)
     try:
         yield url
     finally:

@@ -159,3 +159,30 @@ def test_a_stale_stack_file_never_gets_another_program_signalled(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_teardown_removes_what_notebook_02_starts_by_hand(tmp_path):
+    """02's Directory and tiny server carry the workdir's marks: a dead kernel's leftovers
+    are found by teardown, as the notebooks' first cell promises."""
+    from mwkit.directory import run_directory
+    from mwkit.procs import free_port, python_command, spawn, stop_group, wait_for_http
+    from mwkit.wizard.runtimes.process import marks
+
+    workdir = tmp_path / ".mwkit"
+    workdir.mkdir()
+    port = free_port()
+    tiny = spawn(python_command("-m", "http.server", str(port), "--bind", "127.0.0.1"),
+                 log_path=tmp_path / "tiny.log", env=marks(workdir, role="tiny-site"))
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", proc=tiny)
+        with run_directory(log_path=tmp_path / "directory.log",
+                           env=marks(workdir, role="directory")) as url:
+            assert len(groups_of(workdir)) == 2
+            removed = teardown(workdir, progress=lambda line: None)
+            assert sorted(line.split()[0] for line in removed) == ["directory", "tiny-site"]
+            assert tiny.wait(timeout=10) is not None
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"{url}/health", timeout=2)
+        assert groups_of(workdir) == {}
+    finally:
+        stop_group(tiny, grace=1)
