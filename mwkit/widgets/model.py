@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mwkit.contract import LEAVING
 from mwkit.stack import SERVICE
 from mwkit.traffic import EventLog, PageReloads, Reload, instance_labels
 
@@ -255,7 +256,7 @@ class ControlPanelModel:
     def running(self, tag: str) -> list:
         """The instances of ``tag`` in the last snapshot that are not leaving or gone."""
         return [row for row in self.snapshot
-                if row.tag == tag and row.phase not in ("failed", "stopped", "draining")]
+                if row.tag == tag and row.phase not in LEAVING]
 
     def recent(self, seconds: float | None = None) -> list[Reload]:
         """The page reloads of the last ``seconds`` (default: the panel's window)."""

@@ -21,6 +21,7 @@ PHASE_COLOURS = {  # how far an instance is on its way in (or out)
     "checking-out": "#f0ad4e",
     "unhealthy": "#e8743b",
     "draining": "#9e9e9e",
+    "stopping": "#9e9e9e",
     "stopped": "#9e9e9e",
     "failed": "#d62728",
 }
