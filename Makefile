@@ -8,8 +8,9 @@
 #               each one's main picture in docs/pictures/ (see docs/instructor.md)
 #   make wheelhouse  every wheel the kit installs, into wheelhouse/: copy that folder to a
 #               room without the internet; there `make venv` installs from it alone
-#   make down   remove the stack of one workdir: by default <repo>/.mwkit (or
-#               $MWKIT_WORKDIR), the one the notebooks use; another folder's stack needs
+#   make down   remove what one workdir's stack runs (instances, Directory, database,
+#               monolith, watchdog, found by the workdir's marks): $MWKIT_WORKDIR, else
+#               <repo>/.mwkit, the notebooks' default; another folder's stack needs
 #               ARGS="--workdir DIR". A notebook whose kernel died needs no `make down`:
 #               its stack's watchdog removes it (a stack started with `mwkit up --detach`
 #               and no --owner has no watchdog and runs until `mwkit down`).
