@@ -21,6 +21,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 from matplotlib.path import Path as Polyline  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "architecture.svg"
+CREATOR = "scripts/draw_architecture.py with matplotlib "
 
 # One colour per role, the same as in the notebooks' words: routing, discovery, deploying.
 INK, MUTED = "#222222", "#666666"
@@ -118,8 +119,10 @@ def main(argv: list[str]) -> None:
     plt.rcParams["svg.hashsalt"] = "mwkit-architecture"  # stable ids in the SVG
     plt.rcParams["svg.fonttype"] = "path"  # glyphs drawn: the same in every browser
     fig = draw()
-    # No date and no matplotlib version in the file: regenerating gives the same bytes.
-    metadata = {"Date": None, "Creator": None} if output.suffix == ".svg" else None
+    # No date in the file, so regenerating gives the same bytes; the matplotlib version is
+    # named because another version may draw the same picture with other bytes.
+    metadata = {"Date": None, "Creator": f"{CREATOR}{matplotlib.__version__}"} \
+        if output.suffix == ".svg" else None
     fig.savefig(output, metadata=metadata, dpi=100)
     plt.close(fig)
     print(f"wrote {output}")
