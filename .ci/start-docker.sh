@@ -29,8 +29,11 @@ else
         echo "start-docker: dockerd (pid $(cat "$PIDFILE")) is still starting; waiting for it"
     else
         echo "start-docker: starting dockerd (log: $LOG)"
+        # A session of its own: the engine must outlive this script's caller, and a
+        # signal to the caller's process group (a terminal closed, a job stopped) must
+        # not take every container down with it.
         # shellcheck disable=SC2086  # MWKIT_DOCKERD_FLAGS is a list of flags
-        nohup dockerd ${MWKIT_DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null &
+        setsid nohup dockerd ${MWKIT_DOCKERD_FLAGS:-} >>"$LOG" 2>&1 </dev/null &
         echo $! > "$PIDFILE"
     fi
     started=$SECONDS
