@@ -7,7 +7,8 @@ its own so that a stack someone has open in JupyterLab is left alone, and writes
 
 - ``build/notebooks/NN_x.html``: the executed notebook, pictures inside (ignored by Git),
   and ``build/notebooks/index.html`` linking them with the time each took;
-- ``docs/pictures/NN_x.png``: the notebook's main picture, its last PNG output (committed:
+- ``docs/pictures/NN_x.png``: the notebook's main picture, its last PNG output or that of
+  the cells tagged ``gallery`` (committed:
   the gallery docs/instructor.md shows).
 
 It prints how long each notebook took; the timing plan in docs/instructor.md uses them.
@@ -34,13 +35,18 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 OUTPUT = ROOT / "build" / "notebooks"
 PICTURES = ROOT / "docs" / "pictures"
+GALLERY_TAG = "gallery"  # the cell whose picture the gallery shows, where the last is not
 CELL_TIMEOUT = 600  # seconds; a notebook's longest cell takes well under a minute
 
 
 def main_picture(notebook) -> bytes | None:
-    """The PNG of the notebook's last picture (its summary figure), or None if it has none."""
+    """The PNG of the notebook's main picture, or None if it has none: the last picture of
+    the cells tagged ``gallery`` if there are any (06 shows its broken run), else the
+    notebook's last picture (its summary figure)."""
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    chosen = [cell for cell in cells if GALLERY_TAG in cell.metadata.get("tags", [])]
     pngs = [output["data"]["image/png"]
-            for cell in notebook.cells if cell.cell_type == "code"
+            for cell in chosen or cells
             for output in cell.get("outputs", [])
             if "image/png" in output.get("data", {})]
     return base64.b64decode(pngs[-1]) if pngs else None

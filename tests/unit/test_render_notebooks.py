@@ -35,3 +35,10 @@ def test_a_notebook_without_png_has_no_main_picture():
     notebook = new_notebook(cells=[new_code_cell("diagram", outputs=[svg]),
                                    new_code_cell("nothing run yet")])
     assert render_notebooks.main_picture(notebook) is None
+
+
+def test_a_cell_tagged_gallery_chooses_the_picture():
+    chosen = new_code_cell("broken run", outputs=[picture(b"broken")])
+    chosen.metadata["tags"] = ["pause-before", "gallery"]
+    notebook = new_notebook(cells=[chosen, new_code_cell("fixed", outputs=[picture(b"fixed")])])
+    assert render_notebooks.main_picture(notebook) == b"broken"
