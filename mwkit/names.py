@@ -12,8 +12,9 @@ import re
 
 from mwkit.errors import InvalidName
 
-SERVICE_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
-IDENTIFIER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Matched with fullmatch: a pattern ending in "$" would also accept a trailing newline.
+SERVICE_NAME = re.compile(r"[a-z_][a-z0-9_-]*")
+IDENTIFIER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 MAX_LENGTH = 100
 
 
@@ -23,9 +24,9 @@ def check_service_name(name: object, what: str = "service name") -> str:
         raise InvalidName(f"{what} must be a non-empty string, got {name!r}")
     if len(name) > MAX_LENGTH:
         raise InvalidName(f"{what} {name[:20]!r}... is longer than {MAX_LENGTH} characters")
-    if not SERVICE_NAME.match(name):
+    if not SERVICE_NAME.fullmatch(name):
         raise InvalidName(
-            f"{what} {name!r} must match {SERVICE_NAME.pattern} "
+            f"{what} {name!r} must match ^{SERVICE_NAME.pattern}$ "
             "(lower-case letters, digits, '_' and '-', not starting with a digit or '-')"
         )
     return name
@@ -37,7 +38,7 @@ def check_identifier(value: object, what: str = "identifier") -> str:
         raise InvalidName(f"{what} must be a non-empty string, got {value!r}")
     if len(value) > MAX_LENGTH:
         raise InvalidName(f"{what} {value[:20]!r}... is longer than {MAX_LENGTH} characters")
-    if ".." in value or not IDENTIFIER.match(value):
+    if ".." in value or not IDENTIFIER.fullmatch(value):
         raise InvalidName(
             f"{what} {value!r} may only hold letters, digits, '_', '-' and '.' "
             "(no '..', no '/', no spaces or shell characters)"

@@ -96,6 +96,10 @@ async def read_json(request: web.Request) -> object:
         return json.loads(raw) if raw else {}
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise BadRequest("the body holds a number too long to read") from None
+    except RecursionError:  # thousands of nested brackets
+        raise BadRequest("the body is nested too deeply") from None
 
 
 def names(request: web.Request) -> tuple[str, str]:
@@ -118,7 +122,9 @@ class DirectoryServer:
         if not self.token:
             return
         given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+        # surrogateescape: a header holding bytes that are not UTF-8 is a wrong token, not a 500
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                   f"Bearer {self.token}".encode()):
             raise web.HTTPUnauthorized(text="this Directory needs 'Authorization: Bearer "
                                             "<token>' for writes")
 

@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 from mwkit.errors import BadRequest
 from mwkit.names import InvalidName, check_identifier, check_service_name
 
-HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # fullmatch
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+MAX_VERSION_DIGITS = 18  # far beyond any real version, far below int()'s 4,300-digit limit
 MAX_METADATA_BYTES = 4096
 MIN_TTL, MAX_TTL, DEFAULT_TTL = 0.2, 3600.0, 10.0
 
@@ -39,6 +40,8 @@ def address(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise BadRequest("'address' must be a string like '127.0.0.1:5000' or "
                          "'http://127.0.0.1:5000'")
+    if not value.isprintable():  # urlsplit would silently drop a "\n" or a "\t"
+        raise BadRequest(f"address {value!r} holds a control character")
     parts = urlsplit(value if "://" in value else f"http://{value}")
     if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
         raise BadRequest(f"address {value!r} must be host:port or an http URL "
@@ -53,7 +56,7 @@ def address(value: object) -> str:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        if not HOSTNAME.match(host):
+        if not HOSTNAME.fullmatch(host):
             raise BadRequest(f"address {value!r} has an invalid host {host!r}") from None
         return f"{host}:{port}"
     return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
@@ -67,7 +70,11 @@ def metadata(value: object) -> dict:
     for key, item in value.items():
         if not isinstance(item, str | int | float | bool | type(None)):
             raise BadRequest(f"metadata {key!r} must be a string, number, boolean or null")
-    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except ValueError:  # NaN or infinity: stored, it would be re-emitted as invalid JSON
+        raise BadRequest("metadata numbers must be finite (no NaN or Infinity)") from None
+    if size > MAX_METADATA_BYTES:
         raise BadRequest(f"'metadata' is larger than {MAX_METADATA_BYTES} bytes")
     return value
 
@@ -99,6 +106,6 @@ def registration(body: object) -> tuple[str, dict, float]:
 def version(value: str | None, what: str = "since") -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > MAX_VERSION_DIGITS:
         raise BadRequest(f"{what!r} must be a non-negative whole number, got {value!r}")
     return int(value)

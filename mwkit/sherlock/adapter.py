@@ -29,7 +29,7 @@ def service_of(url: str) -> str | None:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port is None and host != "localhost" and "." not in host and \
-            SERVICE_NAME.match(host):
+            SERVICE_NAME.fullmatch(host):
         return host
     return None
 

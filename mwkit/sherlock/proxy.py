@@ -57,7 +57,7 @@ class Proxy:
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
         service = request.match_info["service"]
-        if not SERVICE_NAME.match(service):
+        if not SERVICE_NAME.fullmatch(service):
             return error(400, f"{service!r} is not a service name")
         body = await request.read() if request.body_exists else None
         headers = end_to_end(request.headers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import functools
+import math
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +49,11 @@ class WatsonConfig:
         for name in ("service_url", "health_check_url", "directory_url"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} is required")
-        if self.period <= 0 or self.timeout <= 0 or self.drain < 0:
-            raise ConfigError("period and timeout must be > 0 and drain >= 0")
+        if not (0 < self.period < math.inf and 0 < self.timeout < math.inf
+                and 0 <= self.drain < math.inf):  # comparisons with NaN are all False
+            raise ConfigError("period and timeout must be finite numbers > 0, drain >= 0")
+        if self.ttl is not None and not 0 < self.ttl < math.inf:
+            raise ConfigError("ttl must be a finite number > 0")
         if self.rise < 1 or self.fall < 1:
             raise ConfigError("rise and fall must be whole numbers >= 1")
 

@@ -121,7 +121,7 @@ def bootstrap_sql(database: str, user: str, password: str) -> str:
     for value, what, pattern in ((database, "database name", SQL_NAME),
                                  (user, "user name", SQL_NAME),
                                  (password, "password", PASSWORD)):
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise DatabaseError(f"{what} {value!r} must match {pattern.pattern}")
     return (
         f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4;\n"

@@ -8,6 +8,7 @@ meant), instead of surfacing later as a crashed instance.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import string
 from dataclasses import dataclass
@@ -64,14 +65,22 @@ def _unknown_key(where: Path, prefix: str, key: object, known: tuple[str, ...]) 
     )
 
 
+def _short(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error names the value, it does not
+    reprint a file."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _wrong(where: Path, key: str, expected: str, value: object) -> SpecError:
-    return SpecError(f"{where}: key {key!r} must be {expected}, got {value!r}")
+    return SpecError(f"{where}: key {key!r} must be {expected}, got {_short(value)}")
 
 
 def _positive(where: Path, key: str, value: object, *, integer: bool) -> float:
     """A YAML number above zero (never a bool, which YAML makes of ``yes``)."""
     kinds = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, kinds) or not (
+            0 < value < math.inf):  # also refuses YAML's .nan and .inf
         raise _wrong(where, key, "a whole number >= 1" if integer else "a number > 0", value)
     return value
 
@@ -99,7 +108,7 @@ def _env(where: Path, raw: object) -> dict[str, str]:
         raise _wrong(where, "env", "a mapping of variable names to strings", raw)
     env = {}
     for name, value in raw.items():
-        if not isinstance(name, str) or not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise _wrong(where, f"env.{name}", "named like a shell variable "
                          f"({ENV_NAME.pattern})", name)
         if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -118,12 +127,23 @@ def _links(where: Path, raw: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(raw))
 
 
+class NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases: a microwizard.yml never needs ``*name``, and a
+    few nested aliases expand into gigabytes (the "billion laughs")."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed here", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
 def load_spec(service_folder: Path) -> ServiceSpec:
     """Read and check ``<service_folder>/microwizard/``; raise :class:`SpecError` if unusable."""
     folder = Path(service_folder)
     where = folder / "microwizard" / "microwizard.yml"
     try:
-        raw = yaml.safe_load(where.read_text(encoding="utf-8"))
+        raw = yaml.load(where.read_text(encoding="utf-8"), Loader=NoAliasLoader)  # noqa: S506
     except FileNotFoundError:
         raise SpecError(f"{where}: not found; a service folder needs microwizard/microwizard.yml "
                         "(see docs/architecture.md, 'The service contract')") from None

@@ -77,6 +77,14 @@ BAD = [
     ("popularity", "%2E%2E", b'{"address": "127.0.0.1:5001"}', 400, "instance id"),
     ("popularity", "p1", b"[1, 2]", 400, "JSON object"),
     ("popularity", "p1", b"x" * 70_000, 413, "larger than"),
+    ("popularity", "p1", b'{"address": "127.0.0.1:5001", "ttl": ' + b"1" * 5000 + b"}", 400,
+     "too long"),
+    ("popularity", "p1", b"[" * 60_000, 400, "nested too deeply"),
+    ("popularity", "p1", b'{"address": "h\\nx:1"}', 400, "control character"),
+    ("popularity", "p1", b'{"address": "127.0.0.1:5001", "metadata": {"a": NaN}}', 400,
+     "finite"),
+    ("popularity", "svcnl%0A", b'{"address": "127.0.0.1:5001"}', 400, "instance id"),
+    ("svcnl%0A", "p1", b'{"address": "127.0.0.1:5001"}', 400, "must match"),
 ]
 
 
@@ -96,8 +104,9 @@ def test_unknown_routes_and_methods_answer_json(directory):
     assert requests.get(f"{directory}/nope", timeout=2).json() == {"error": "Not Found"}
     response = requests.post(f"{directory}/v1/services", timeout=2)
     assert response.status_code == 405 and "error" in response.json()
-    response = requests.get(f"{directory}/v1/watch?since=abc", timeout=2)
-    assert response.status_code == 400 and "'since'" in response.json()["error"]
+    for since in ("abc", "%C2%B2", "1" * 5000):  # "²" is a digit to str.isdigit
+        response = requests.get(f"{directory}/v1/watch?since={since}", timeout=2)
+        assert response.status_code == 400 and "'since'" in response.json()["error"]
 
 
 def test_the_token_guards_writes_but_not_reads(tmp_path):
@@ -107,6 +116,8 @@ def test_the_token_guards_writes_but_not_reads(tmp_path):
         assert denied.status_code == 401 and "token" in denied.json()["error"]
         wrong = put(url, "popularity", "p1", body, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
+        raw = put(url, "popularity", "p1", body, headers={"Authorization": b"Bearer \xff"})
+        assert raw.status_code == 401 and "token" in raw.json()["error"]
         assert requests.get(f"{url}/v1/services", timeout=2).json()["services"] == {}
         assert requests.delete(f"{url}/v1/services/popularity/instances/p1",
                                timeout=2).status_code == 401

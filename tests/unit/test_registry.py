@@ -81,6 +81,10 @@ def test_changes_since_replays_or_asks_for_a_snapshot(registry):
     ({"address": "127.0.0.1:0"}, "needs a port"),
     ({"address": "127.0.0.1:70000"}, "outside 1-65535"),
     ({"address": "bad host:80"}, "invalid host"),
+    ({"address": "h\nx:1"}, "control character"),
+    ({"address": "host.\n:80"}, "control character"),
+    ({"address": "x:80", "metadata": {"a": float("nan")}}, "finite"),
+    ({"address": "x:80", "metadata": {"a": float("inf")}}, "finite"),
     ({"address": "http://x:80/path"}, "without a path"),
     ({"address": "ftp://x:80"}, "must be host:port"),
     ({"address": 5}, "must be a string"),
@@ -102,7 +106,20 @@ def test_addresses_are_normalised():
     assert validate.address("popularity-1:5000") == "popularity-1:5000"
 
 
-@pytest.mark.parametrize("name", ["Popularity", "1abc", "-x", "a/b", "..", "a" * 101, ""])
+@pytest.mark.parametrize("name", ["Popularity", "1abc", "-x", "a/b", "..", "a" * 101, "",
+                                  "svcnl\n"])
 def test_bad_service_names(name):
     with pytest.raises(BadRequest):
         validate.service_name(name)
+
+
+@pytest.mark.parametrize("value", ["id\n", "a\nb"])
+def test_bad_instance_ids(value):
+    with pytest.raises(BadRequest):
+        validate.instance_id(value)
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "-1", "1.5", "x", "1" * 19, "1" * 5000])
+def test_a_version_is_a_few_ascii_digits(value):
+    with pytest.raises(BadRequest, match="'since'"):
+        validate.version(value)

@@ -70,6 +70,9 @@ def test_optional_keys_have_the_documented_defaults(tmp_path):
     (MINIMAL + "health_check: {period: 0}\n", ["'health_check.period'", "a number > 0"]),
     (MINIMAL + "health_check: {period: -1}\n", ["'health_check.period'", "a number > 0"]),
     (MINIMAL + "health_check: {timeout: fast}\n", ["'health_check.timeout'", "a number > 0"]),
+    (MINIMAL + "health_check: {period: .nan}\n", ["'health_check.period'", "a number > 0"]),
+    (MINIMAL + "health_check: {timeout: .inf}\n", ["'health_check.timeout'", "a number > 0"]),
+    ("service_name: \"svcnl\\n\"\nservice_port: 5000\n", ["'service_name'", "must match"]),
     (MINIMAL + "health_check: {path: health}\n", ["'health_check.path'", "starting with '/'"]),
     (MINIMAL + "health_check: [1]\n", ["'health_check'", "a mapping"]),
     (MINIMAL + "service_links: [directory, cache]\n",
@@ -152,3 +155,20 @@ def test_the_kits_popularity_service_is_valid():
                                 health_check_url="http://127.0.0.1:5001/health",
                                 instance_id="popularity-1")
     assert not re.search(r"\$\{[A-Z_]+\}", text) and "instance_id = popularity-1" in text
+
+
+def test_a_yaml_alias_bomb_is_refused_in_a_few_bytes(tmp_path):
+    """Nine nested aliases of nine expand to 9**9 strings; the error stays short."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 9)]
+    path = make_service(tmp_path, MINIMAL + "env: {BOMB: *a8}\n" + "\n".join(lines) + "\n")
+    with pytest.raises(SpecError, match="aliases") as caught:
+        load_spec(tmp_path)
+    assert str(path) in str(caught.value) and len(str(caught.value)) < 600
+
+
+def test_a_long_wrong_value_is_named_briefly(tmp_path):
+    make_service(tmp_path, MINIMAL + f"env: {{BIG: [{', '.join(['x'] * 5000)}]}}\n")
+    with pytest.raises(SpecError, match="'env.BIG'") as caught:
+        load_spec(tmp_path)
+    assert len(str(caught.value)) < 600
