@@ -124,6 +124,12 @@ def test_watson_reads_the_original_datawire_conf(tmp_path):
     ("[Watson]\ncolour = red\n", "unknown key 'colour'"),
     ("[Datawire]\ndirectory_host = x:1\n", "missing the \\[Watson\\] section"),
     ("not an ini file", "not a valid INI file"),
+    ("[Datawire]\ndirectory_host = x:1\n[Watson]\nservice_name = x\nservice_url = u\n"
+     "health_check_url = u\nperiod = nan\n", "finite"),
+    ("[Datawire]\ndirectory_host = x:1\n[Watson]\nservice_name = x\nservice_url = u\n"
+     "health_check_url = u\ntimeout = inf\n", "finite"),
+    ("[Datawire]\ndirectory_host = x:1\n[Watson]\nservice_name = x\nservice_url = u\n"
+     "health_check_url = u\nttl = nan\n", "finite"),
 ])
 def test_bad_datawire_conf_is_named(tmp_path, body, message):
     conf = tmp_path / "datawire.conf"
