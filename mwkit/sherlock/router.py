@@ -5,6 +5,13 @@ snapshot of every service; each later one replaces one service's instance list. 
 stream breaks (the Directory restarted, say), Sherlock keeps routing with the table it
 has and reconnects with the last version it saw, so it gets exactly what it missed.
 
+A Directory that restarted remembers nothing: its first snapshot (a new epoch) is empty
+until every Watson has registered again. Sherlock does not drop its table for that: the
+instances it knew stay routable for one lease (the grace), beside those the new Directory
+lists, and are forgotten once the grace is over. A Watson renews within its lease, so by
+then every live instance is back in the new table; one that died meanwhile refuses its
+first call, which is retried elsewhere and ejects it.
+
 Routing a call is: pick an instance with the policy (skipping ejected ones), count it as
 in flight, and afterwards record the outcome, the latency, and eject the instance if it
 refused the connection. ``attempts.Call`` strings these steps into the one retry loop
@@ -68,6 +75,8 @@ class Sherlock:
         self.epoch: str | None = None
         self.connected = False
         self._table: dict[str, list[Endpoint]] = {}
+        self._previous: dict[str, list[Endpoint]] = {}  # the table of the Directory's last epoch
+        self._previous_until = 0.0  # ... routable until then (monotonic seconds)
         self._policies: dict[str, object] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -92,9 +101,11 @@ class Sherlock:
             self._closed.wait(delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
-    def _apply(self, message: Message) -> None:
+    def _apply(self, message: Message, now: float | None = None) -> None:
         with self._changed:
             if message.kind == "snapshot":
+                if self.epoch is not None and message.epoch != self.epoch:
+                    self._keep_for_grace(time.monotonic() if now is None else now)
                 services = message.data["services"]
                 for gone in set(self._table) - set(services):
                     del self._table[gone]
@@ -105,6 +116,29 @@ class Sherlock:
             self.version, self.epoch = message.version, message.epoch
             self.connected = True
             self._changed.notify_all()
+
+    def _keep_for_grace(self, now: float) -> None:
+        """The Directory restarted: keep routing to what it listed, for one lease."""
+        endpoints = [e for known in self._table.values() for e in known]
+        if not endpoints:
+            return
+        self._previous = {service: list(known) for service, known in self._table.items()}
+        self._previous_until = now + max(e.ttl for e in endpoints)
+        log.warning("the Directory restarted (new epoch): routing to the %d instance(s) it "
+                    "listed before for %.1f s while they register again", len(endpoints),
+                    self._previous_until - now)
+
+    def _routable(self, service: str, now: float) -> list[Endpoint]:
+        """The service's instances, and within a grace those of the Directory's last epoch
+        that the new one does not list (yet)."""
+        listed = self._table.get(service, [])
+        if not self._previous:
+            return listed
+        if now >= self._previous_until:
+            self._previous = {}
+            return listed
+        ids = {e.id for e in listed}
+        return listed + [e for e in self._previous.get(service, []) if e.id not in ids]
 
     def _replace(self, service: str, instances: list[dict]) -> None:
         """New instance list; an instance registered at the same moment keeps its statistics."""
@@ -144,7 +178,7 @@ class Sherlock:
         """Pick an instance for one call and count it as in flight."""
         now = time.monotonic()
         with self._lock:
-            known = self._table.get(service, [])
+            known = self._routable(service, now)
             candidates = [e for e in known if e.id not in exclude and e.available(now)]
             if not candidates:
                 why = (f"all {len(known)} are ejected or already tried" if known

@@ -152,3 +152,36 @@ def test_an_answer_cut_off_after_its_headers_is_retried(fleet, directory, sherlo
         listener.close()
     assert answers == ["a"] * 6
     assert "refused" in [r.outcome for r in sherlock.calls.records() if r.instance == "cut"]
+
+
+def test_a_restarted_directory_loses_no_call_while_instances_register_again(tmp_path,
+                                                                             make_fleet):
+    """The new Directory's first snapshot is empty: Sherlock routes to what it knew for one
+    lease (here nobody registers again, so after the lease the instance is gone)."""
+    from mwkit.directory import start_directory
+
+    port = free_port()
+    first, url = start_directory(port=port, log_path=tmp_path / "first.log")
+    try:
+        echo = make_fleet(url).start("echo-1", watson=False)
+        DirectoryClient(url).register("echo", "echo-1", f"127.0.0.1:{echo.port}", ttl=3)
+        with Sherlock(url) as sherlock, sherlock.session() as session:
+            sherlock.wait_for("echo", 1)
+            old_epoch = sherlock.epoch
+            stop_group(first)
+            second, _ = start_directory(port=port, log_path=tmp_path / "second.log")
+            try:
+                deadline = time.monotonic() + 10
+                while sherlock.epoch == old_epoch and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert sherlock.epoch != old_epoch, "Sherlock never saw the new Directory"
+                assert sherlock.instances("echo") == []  # the new Directory lists nothing
+                answered = session.get("http://echo/", timeout=2).json()["instance"]
+                assert answered == "echo-1"
+                time.sleep(3.5)  # the grace (one lease) is over, nobody registered again
+                with pytest.raises(requests.ConnectionError):
+                    session.get("http://echo/", timeout=2)
+            finally:
+                stop_group(second)
+    finally:
+        stop_group(first)
