@@ -249,9 +249,15 @@ def test_proxy_params_arrive_as_sent(proxy):
     assert response.headers["X-Request-Target"] == "/get?q=a%26b&n=1&n=2"
 
 
-def test_proxy_keeps_an_encoded_slash(proxy):
-    response = requests.get(f"{proxy}/anything/a%2Fb?x=%2F", timeout=5)
-    assert response.headers["X-Request-Target"] == "/anything/a%2Fb?x=%2F"
+@pytest.mark.parametrize("target", [
+    "/anything/a%2Fb?x=%2F",
+    "/anything/a%2F..%2F..%2Fadmin",  # decoded, it would climb to /admin
+    "/anything/a%3Fb",  # decoded, it would start a query
+    "/anything/a%23b",  # decoded, it would cut the path
+])
+def test_proxy_forwards_the_path_as_sent(proxy, target):
+    response = requests.get(f"{proxy}{target}", timeout=5)
+    assert response.headers["X-Request-Target"] == target
 
 
 def test_proxy_sends_host_the_service_and_adds_no_header(proxy):
