@@ -3,8 +3,13 @@
 This module is pure logic, with no I/O, so that it can be read (and tested) on its own.
 Every change to a service's instance list bumps the global ``version`` by one and produces
 a :class:`Change` carrying the service's *complete* list of instances, which is what the
-server pushes to every subscriber. A subscriber that knows the version it last saw can be
-sent exactly the changes it missed, as long as they are still in the bounded history.
+server pushes to every subscriber. Since a subscriber replaces a service's whole list on each
+change, one that reconnects needs, for each service changed since the version it last saw,
+only that service's *current* list: the history keeps one version number per service, not
+a list per change, so memory stays linear in the instances (the old list-per-change history
+grew with the square of a service's size). A service holds at most
+``MAX_INSTANCES_PER_SERVICE`` instances, so one careless or hostile client cannot make
+every change, and every push, arbitrarily large.
 """
 
 from __future__ import annotations
@@ -14,6 +19,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from mwkit.errors import MwkitError
+
+MAX_INSTANCES_PER_SERVICE = 1000  # far beyond a workshop; each change pushes the whole list
+
+
+class ServiceFull(MwkitError, ValueError):
+    """A new instance would pass the per-service cap; nothing was changed."""
 
 
 @dataclass
@@ -89,13 +102,19 @@ class Registry:
         *,
         history: int = 10_000,
         event_log: int = 10_000,
+        max_instances: int = MAX_INSTANCES_PER_SERVICE,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.epoch = uuid.uuid4().hex[:12]
         self.version = 0
         self._services: dict[str, dict[str, Registration]] = {}
-        self._history: deque[Change] = deque(maxlen=history)
+        # service -> version of its last change, oldest first (a removed service stays, with
+        # an empty list, until pushed out): at most ``history`` entries.
+        self._last_change: dict[str, int] = {}
+        self._history = history
+        self._forgotten = 0  # a subscriber behind this version needs a snapshot
+        self.max_instances = max_instances
         self.events: deque[Event] = deque(maxlen=event_log)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -105,9 +124,16 @@ class Registry:
     def register(
         self, service: str, instance_id: str, address: str, metadata: dict, ttl: float
     ) -> Change | None:
-        """Register or update an instance. Returns the change, or None for a plain renewal."""
-        instances = self._services.setdefault(service, {})
+        """Register or update an instance. Returns the change, or None for a plain renewal.
+
+        Raises :class:`ServiceFull`, changing nothing, for a new instance of a service that
+        already has ``max_instances``."""
+        instances = self._services.get(service, {})
         existing = instances.get(instance_id)
+        if existing is None and len(instances) >= self.max_instances:
+            raise ServiceFull(f"service {service!r} already has {len(instances)} instances, "
+                              f"the most one service may have: deregister some first")
+        instances = self._services.setdefault(service, instances)
         expires_at = self._clock() + ttl
         if existing and (existing.address, existing.metadata, existing.ttl) == (
                 address, metadata, ttl):
@@ -156,12 +182,18 @@ class Registry:
         instances = self._services.get(service, {})
         if not instances:
             self._services.pop(service, None)
-        change = Change(self.version, service,
-                        tuple(i.to_json() for i in instances.values()))
-        self._history.append(change)
+        self._last_change.pop(service, None)  # re-inserted last: the dict stays in order
+        self._last_change[service] = self.version
+        if len(self._last_change) > self._history:
+            oldest = next(iter(self._last_change))
+            self._forgotten = self._last_change.pop(oldest)
         self.events.append(Event(self.version, self._wall_clock(), kind, service,
                                  instance_id, address))
-        return change
+        return self._current(service)
+
+    def _current(self, service: str) -> Change:
+        return Change(self._last_change[service], service,
+                      tuple(i.to_json() for i in self._services.get(service, {}).values()))
 
     # --- reads ------------------------------------------------------------------------
 
@@ -176,17 +208,24 @@ class Registry:
             "services": {name: self.instances(name) for name in sorted(self._services)},
         }
 
+    def service_count(self) -> int:
+        return len(self._services)
+
     def changes_since(self, epoch: str | None, version: int) -> list[Change] | None:
-        """The changes after ``version``, or None when the history no longer reaches back
-        (or the version belongs to another epoch: the subscriber needs a snapshot)."""
+        """What a subscriber that saw ``version`` missed: one change per service changed
+        since, with its current list and the version of its last change, oldest first.
+        None when the history no longer reaches back (or the version belongs to another
+        epoch): the subscriber needs a snapshot."""
         if epoch != self.epoch or version > self.version or version < 0:
             return None
-        if version == self.version:
-            return []
-        oldest = self._history[0].version if self._history else self.version + 1
-        if version + 1 < oldest:
+        if version < self._forgotten:
             return None
-        return [change for change in self._history if change.version > version]
+        missed = []
+        for service in reversed(self._last_change):  # newest first: stop at the first seen
+            if self._last_change[service] <= version:
+                break
+            missed.append(self._current(service))
+        return missed[::-1]
 
     def events_since(self, version: int = 0) -> list[dict]:
         return [event.to_json() for event in self.events if event.version > version]

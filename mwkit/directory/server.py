@@ -4,7 +4,10 @@ Built on aiohttp (asyncio) because the interesting part is the push: one process
 long-lived connection per subscriber, and a change must reach a thousand of them within
 milliseconds. Each change is encoded once and put on every subscriber's queue; each
 subscriber's own task writes it out. A subscriber too slow to keep up is disconnected,
-and gets a fresh snapshot when it reconnects.
+and gets a fresh snapshot when it reconnects: "too slow" means more than
+``SUBSCRIBER_QUEUE`` messages or ``SUBSCRIBER_BYTES`` bytes waiting for it, or a write that
+has not gone out after ``WRITE_TIMEOUT`` seconds (a client that stopped reading). Without
+these bounds one stalled reader holds its socket and every change since it stalled.
 """
 
 from __future__ import annotations
@@ -15,18 +18,21 @@ import hmac
 import json
 import logging
 import time
+from collections import deque
 
 from aiohttp import web
 
 from mwkit.aio import new_event_loop
 from mwkit.directory import DIRECTORY_PORT, validate
-from mwkit.directory.registry import Change, Registry
+from mwkit.directory.registry import Change, Registry, ServiceFull
 from mwkit.directory.validate import BadRequest
 
 log = logging.getLogger("mwkit.directory")
 
 MAX_BODY_BYTES = 64 * 1024
-SUBSCRIBER_QUEUE = 1000
+SUBSCRIBER_QUEUE = 1000  # messages waiting for one subscriber, at most
+SUBSCRIBER_BYTES = 8 * 1024 * 1024  # bytes waiting for one subscriber (beyond one message)
+WRITE_TIMEOUT = 5.0  # seconds a write may wait for a subscriber that does not read
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -36,20 +42,74 @@ def sse(event: str, payload: dict, event_id: int | None = None) -> bytes:
     return f"{head}event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
 
+class Subscriber:
+    """One push stream's outbox: the messages waiting to be written, bounded in count and
+    in bytes, and the request, to see whether its client is still there."""
+
+    def __init__(self, request: web.Request | None = None) -> None:
+        self.request = request
+        self.messages: deque[bytes] = deque()
+        self.bytes = 0
+        self.ended = False
+        self._ready = asyncio.Event()
+
+    def offer(self, message: bytes) -> bool:
+        """Queue a message; False when that would pass a bound. One message is always
+        accepted, however large, so that a big service does not cut everybody off."""
+        if self.messages and (len(self.messages) >= SUBSCRIBER_QUEUE
+                              or self.bytes + len(message) > SUBSCRIBER_BYTES):
+            return False
+        self.messages.append(message)
+        self.bytes += len(message)
+        self._ready.set()
+        return True
+
+    def end(self) -> None:
+        """No more messages: free what is queued and wake the writer, which ends the stream."""
+        self.ended = True
+        self.messages.clear()
+        self.bytes = 0
+        self._ready.set()
+
+    async def next(self) -> bytes | None:
+        """The next message to write, or None when the stream must end."""
+        while not self.messages and not self.ended:
+            self._ready.clear()
+            await self._ready.wait()
+        if self.ended:
+            return None
+        message = self.messages.popleft()
+        self.bytes -= len(message)
+        return message
+
+    def gone(self) -> bool:
+        """Whether the client closed its connection (aiohttp does not tell a handler that
+        waits for something other than the client)."""
+        transport = self.request.transport if self.request is not None else None
+        return transport is None or transport.is_closing()
+
+    def disconnect(self) -> None:
+        """End the stream and close the connection now, even under a blocked write."""
+        self.end()
+        transport = self.request.transport if self.request is not None else None
+        if transport is not None:
+            transport.abort()
+
+
 class Broker:
-    """Fans every change out to the subscribers' queues."""
+    """Fans every change out to the subscribers' outboxes."""
 
     def __init__(self, epoch: str) -> None:
         self.epoch = epoch
-        self.subscribers: set[asyncio.Queue] = set()
+        self.subscribers: set[Subscriber] = set()
 
-    def subscribe(self) -> asyncio.Queue:
-        queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
-        self.subscribers.add(queue)
-        return queue
+    def subscribe(self, request: web.Request | None = None) -> Subscriber:
+        subscriber = Subscriber(request)
+        self.subscribers.add(subscriber)
+        return subscriber
 
-    def unsubscribe(self, queue: asyncio.Queue) -> None:
-        self.subscribers.discard(queue)
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
 
     def publish(self, changes: list[Change]) -> None:
         for change in changes if self.subscribers else []:  # nobody listens: do not encode
@@ -60,13 +120,23 @@ class Broker:
         self.send(b": keepalive\n\n")
 
     def send(self, message: bytes) -> None:
-        for queue in list(self.subscribers):
-            try:
-                queue.put_nowait(message)
-            except asyncio.QueueFull:  # too slow: end its stream; it resyncs on reconnect
-                self.unsubscribe(queue)
-                queue.get_nowait()  # make room for the end-of-stream marker
-                queue.put_nowait(None)
+        for subscriber in list(self.subscribers):
+            if not subscriber.offer(message):  # too slow: cut off; it resyncs on reconnect
+                log.warning("a subscriber fell %d messages (%d bytes) behind: disconnected",
+                         len(subscriber.messages), subscriber.bytes)
+                self.unsubscribe(subscriber)
+                subscriber.disconnect()
+
+    def drop_gone(self) -> None:
+        """Forget the subscribers whose clients closed their connections."""
+        for subscriber in [s for s in self.subscribers if s.gone()]:
+            self.unsubscribe(subscriber)
+            subscriber.end()
+
+    def close(self) -> None:
+        """End every stream (on shutdown), so that subscribers notice and reconnect."""
+        for subscriber in list(self.subscribers):
+            subscriber.end()
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -80,6 +150,8 @@ async def errors_as_json(request: web.Request, handler):
         return await handler(request)
     except BadRequest as error:
         return json_error(400, str(error))
+    except ServiceFull as error:  # 409 Conflict: a fine request the service's state refuses
+        return json_error(409, str(error))
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -112,9 +184,10 @@ class DirectoryServer:
     aiohttp version, including Debian's in the containers, can run it)."""
 
     def __init__(self, token: str | None = None, registry: Registry | None = None,
-                 sweep_interval: float = 0.1) -> None:
+                 sweep_interval: float = 0.1, write_timeout: float = WRITE_TIMEOUT) -> None:
         self.registry = registry or Registry()
         self.sweep_interval = sweep_interval
+        self.write_timeout = write_timeout
         self.broker = Broker(self.registry.epoch)
         self.token = token or ""
 
@@ -129,9 +202,10 @@ class DirectoryServer:
                                             "<token>' for writes")
 
     async def health(self, request: web.Request) -> web.Response:
+        self.broker.drop_gone()
         return web.json_response({"status": "ok", "epoch": self.registry.epoch,
                                   "version": self.registry.version,
-                                  "services": len(self.registry.snapshot()["services"]),
+                                  "services": self.registry.service_count(),
                                   "subscribers": len(self.broker.subscribers)})
 
     async def register(self, request: web.Request) -> web.Response:
@@ -188,18 +262,22 @@ class DirectoryServer:
         else:
             first = [sse("update", change.to_message(registry.epoch), change.version)
                      for change in missed]
-        queue = self.broker.subscribe()
+        subscriber = self.broker.subscribe(request)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
         try:
             await response.prepare(request)
-            await response.write(b"".join(first) or b": up to date\n\n")
-            while (message := await queue.get()) is not None:
-                await response.write(message)
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+            message = b"".join(first) or b": up to date\n\n"
+            while message is not None:
+                await asyncio.wait_for(response.write(message), self.write_timeout)
+                message = await subscriber.next()
+        except TimeoutError:
+            log.warning("a subscriber read nothing for %s s: disconnected", self.write_timeout)
+            subscriber.disconnect()
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the client went away (or the server is stopping): nothing to tell
         finally:
-            self.broker.unsubscribe(queue)
+            self.broker.unsubscribe(subscriber)
         return response
 
     async def sweep_leases(self, app: web.Application):
@@ -212,6 +290,7 @@ class DirectoryServer:
                 if time.monotonic() - last_keepalive >= KEEPALIVE_SECONDS:
                     self.broker.keepalive()
                     last_keepalive = time.monotonic()
+                self.broker.drop_gone()
                 changes = self.registry.expire()
                 for change in changes:
                     log.info("lease expired: %s now has %d instance(s)", change.service,
@@ -226,9 +305,7 @@ class DirectoryServer:
 
     async def close_streams(self, app: web.Application) -> None:
         """On shutdown, end every push stream so subscribers notice and reconnect."""
-        for queue in list(self.broker.subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
+        self.broker.close()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)

@@ -1,12 +1,17 @@
 """The Directory over real HTTP: reads, writes, push, bad input, the token."""
 
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
+import psutil
 import pytest
 import requests
 
 from mwkit.directory import DirectoryClient, DirectoryError, run_directory
+from mwkit.directory.registry import MAX_INSTANCES_PER_SERVICE
+from mwkit.directory.server import WRITE_TIMEOUT
 
 
 def put(url, service, instance, body, **kwargs):
@@ -38,15 +43,19 @@ def test_registration_reaches_a_subscriber(directory):
 
 
 def test_a_reconnecting_subscriber_gets_what_it_missed(directory):
+    """Each service changed since, once, with its current list (a subscriber replaces a
+    service's whole list on each update, so the lists in between would be wasted)."""
     client = DirectoryClient(directory)
     client.register("popularity", "p1", "127.0.0.1:5001")
     first = next(iter(client.watch()))
     client.register("popularity", "p2", "127.0.0.1:5002")
+    client.register("echo", "e1", "127.0.0.1:6001")
     client.deregister("popularity", "p1")
     stream = client.watch(since=first.version, epoch=first.epoch)
     replay = [next(stream), next(stream)]
     assert [m.kind for m in replay] == ["update", "update"]
-    assert [m.version for m in replay] == [first.version + 1, first.version + 2]
+    assert [(m.data["service"], m.version) for m in replay] == [
+        ("echo", first.version + 2), ("popularity", first.version + 3)]
     assert [i["id"] for i in replay[-1].data["instances"]] == ["p2"]
     stale = next(iter(client.watch(since=first.version, epoch="another-life")))
     assert stale.kind == "snapshot"
@@ -150,3 +159,117 @@ def test_a_subscription_says_when_the_directory_is_gone(tmp_path):
     with pytest.raises(DirectoryError):  # and again, at once
         stream.next(timeout=5)
     stream.close()
+
+
+def test_a_service_holds_at_most_the_cap_and_the_refusal_changes_nothing(directory):
+    session = requests.Session()
+    for n in range(MAX_INSTANCES_PER_SERVICE):
+        assert put(directory, "crowd", f"i{n}", {"address": "127.0.0.1:5001"}).ok \
+            if n % 250 == 0 else session.put(
+                f"{directory}/v1/services/crowd/instances/i{n}",
+                json={"address": "127.0.0.1:5001"}, timeout=2).ok
+    before = requests.get(f"{directory}/v1/services", timeout=2).json()
+    refused = put(directory, "crowd", "one-more", {"address": "127.0.0.1:5001"})
+    assert refused.status_code == 409
+    assert refused.json() == {"error": f"service 'crowd' already has "
+                                       f"{MAX_INSTANCES_PER_SERVICE} instances, the most one "
+                                       "service may have: deregister some first"}
+    assert requests.get(f"{directory}/v1/services", timeout=2).json() == before
+    assert put(directory, "crowd", "i0", {"address": "127.0.0.1:5009"}).ok  # an update
+    assert put(directory, "other", "i0", {"address": "127.0.0.1:5001"}).ok
+
+
+def health(url):
+    return requests.get(f"{url}/health", timeout=2).json()
+
+
+def wait_until(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def raw_watch(url):
+    """A subscriber on a bare socket (a tiny receive buffer) that sends its GET and reads
+    nothing until told."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((urlsplit(url).hostname, urlsplit(url).port))
+    sock.sendall(b"GET /v1/watch HTTP/1.1\r\nHost: directory\r\n\r\n")
+    assert wait_until(lambda: health(url)["subscribers"] == 1, 5)
+    return sock
+
+
+def closed_by_peer(sock, seconds):
+    """Whether the Directory closes the connection within ``seconds`` (what it sends
+    meanwhile is read and thrown away)."""
+    deadline = time.monotonic() + seconds
+    with sock:
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                if not sock.recv(1 << 20):
+                    return True
+            except ConnectionResetError:
+                return True
+            except TimeoutError:
+                return False
+    return False
+
+
+def directory_process(url):
+    port = str(urlsplit(url).port)
+    return next(p for p in psutil.Process().children(recursive=True)
+                if p.cmdline()[-2:] == ["--port", port])
+
+
+def register_big(url, count, service="big"):
+    """``count`` instances with 4 KB of metadata each: the n-th push lists n of them."""
+    session = requests.Session()
+    for n in range(count):
+        response = session.put(f"{url}/v1/services/{service}/instances/i{n}", timeout=5,
+                               json={"address": "127.0.0.1:5001", "metadata": {"b": "x" * 4000}})
+        assert response.ok
+        yield n
+
+
+def test_a_subscriber_that_stops_reading_is_cut_off_with_bounded_memory(directory, tmp_path):
+    """250 pushes of up to 1 MB each (130 MB in all) for a reader that reads nothing: the
+    Directory queues at most a few MB for it, cuts it off, and says so in one line."""
+    process = directory_process(directory)
+    stalled = raw_watch(directory)
+    before = peak = process.memory_info().rss
+    for _ in register_big(directory, 250):
+        peak = max(peak, process.memory_info().rss)
+    assert (peak - before) / 2**20 < 50, f"grew {(peak - before) / 2**20:.0f} MB"
+    assert closed_by_peer(stalled, WRITE_TIMEOUT + 5)
+    assert health(directory)["subscribers"] == 0
+    log = (tmp_path / "directory.log").read_text()
+    assert "disconnected" in log and "Traceback" not in log
+
+
+def test_a_write_that_waits_too_long_cuts_the_subscriber_off(directory, tmp_path):
+    """40 pushes (3.5 MB in all) fill the socket's buffers but not the queue's bounds: the
+    write timeout alone ends the stream."""
+    stalled = raw_watch(directory)
+    started = time.monotonic()
+    for _ in register_big(directory, 40):
+        pass
+    # Not a byte read meanwhile (reading would let the write finish):
+    assert wait_until(lambda: health(directory)["subscribers"] == 0, WRITE_TIMEOUT + 5)
+    assert WRITE_TIMEOUT <= time.monotonic() - started
+    assert closed_by_peer(stalled, 5)
+    assert "read nothing for" in (tmp_path / "directory.log").read_text()
+
+
+def test_a_subscriber_that_closes_is_forgotten_at_once(directory, tmp_path):
+    sock = raw_watch(directory)
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    sock.close()
+    assert wait_until(lambda: health(directory)["subscribers"] == 0, 1.0)
+    DirectoryClient(directory).register("popularity", "p1", "127.0.0.1:5001")
+    time.sleep(0.3)  # a push after the close: nobody to send it to, nothing to log
+    assert "Traceback" not in (tmp_path / "directory.log").read_text()

@@ -3,7 +3,7 @@
 import pytest
 
 from mwkit.directory import validate
-from mwkit.directory.registry import Registry
+from mwkit.directory.registry import MAX_INSTANCES_PER_SERVICE, Registry, ServiceFull
 from mwkit.directory.validate import BadRequest
 
 
@@ -63,15 +63,55 @@ def test_deregister_removes_at_once_and_empties_the_service(registry):
     assert registry.deregister("popularity", "a") is None
 
 
-def test_changes_since_replays_or_asks_for_a_snapshot(registry):
+def test_changes_since_replays_each_changed_service_once_with_its_current_list(registry):
     for n in range(5):
         registry.register("popularity", f"i{n}", f"127.0.0.1:{5000 + n}", {}, 10)
+    registry.register("echo", "e", "127.0.0.1:6000", {}, 10)  # version 6
+    registry.deregister("popularity", "i0")  # version 7
     epoch = registry.epoch
-    assert [c.version for c in registry.changes_since(epoch, 3)] == [4, 5]
-    assert registry.changes_since(epoch, 5) == []
-    assert registry.changes_since(epoch, 1) is None  # history (3) no longer reaches back
+    replay = registry.changes_since(epoch, 3)
+    assert [(c.service, c.version) for c in replay] == [("echo", 6), ("popularity", 7)]
+    assert replay[1].instances == tuple(registry.instances("popularity"))
+    assert [c.service for c in registry.changes_since(epoch, 6)] == ["popularity"]
+    assert registry.changes_since(epoch, 7) == []
     assert registry.changes_since("another-epoch", 4) is None
     assert registry.changes_since(epoch, 99) is None
+
+
+def test_a_removed_service_is_replayed_empty_until_the_history_forgets_it(registry):
+    registry.register("gone", "g", "127.0.0.1:5000", {}, 10)
+    registry.deregister("gone", "g")  # version 2
+    assert [(c.service, c.instances) for c in registry.changes_since(registry.epoch, 0)] \
+        == [("gone", ())]
+    for name in ["a", "b", "c"]:  # history=3 services: "gone" (version 2) is pushed out
+        registry.register(name, "x", "127.0.0.1:5000", {}, 10)
+    assert registry.changes_since(registry.epoch, 1) is None
+    assert [c.service for c in registry.changes_since(registry.epoch, 2)] == ["a", "b", "c"]
+
+
+def test_the_history_holds_no_list_per_change():
+    """Memory is linear in the instances: 1,000 registrations keep one version per
+    service, not 1,000 lists (which held 500,000 references between them)."""
+    big = Registry(history=10_000)
+    for n in range(1000):
+        big.register("popularity", f"i{n}", "127.0.0.1:5000", {}, 10)
+    assert big._last_change == {"popularity": 1000}
+    assert len(big.changes_since(big.epoch, 0)[0].instances) == 1000
+
+
+def test_a_service_holds_at_most_max_instances_and_a_refusal_changes_nothing(clock):
+    registry = Registry(clock=clock, max_instances=2)
+    registry.register("popularity", "a", "127.0.0.1:5001", {}, 10)
+    registry.register("popularity", "b", "127.0.0.1:5002", {}, 10)
+    before = (registry.snapshot(), list(registry.events))
+    with pytest.raises(ServiceFull, match="'popularity' already has 2 instances"):
+        registry.register("popularity", "c", "127.0.0.1:5003", {}, 10)
+    assert (registry.snapshot(), list(registry.events)) == before
+    assert registry.register("popularity", "b", "127.0.0.1:5009", {}, 10)  # an update: fine
+    assert registry.register("other", "c", "127.0.0.1:5003", {}, 10)  # another service
+    registry.deregister("popularity", "a")
+    assert registry.register("popularity", "c", "127.0.0.1:5003", {}, 10)  # room again
+    assert MAX_INSTANCES_PER_SERVICE == 1000
 
 
 @pytest.mark.parametrize("body, message", [
