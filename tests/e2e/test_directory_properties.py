@@ -14,9 +14,10 @@ any handler runs, so for those only "a 4xx that changes nothing" is asked.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
@@ -127,11 +128,12 @@ ODD_AUTHORIZATION = st.one_of(
     st.binary(max_size=40).map(lambda b: b"Bearer " + bytes(
         c for c in b if c == 9 or 32 <= c <= 126 or c >= 128)),  # any byte a header may hold
 )
+LONG_TEXT = st.text(alphabet="ab'\"", min_size=600, max_size=3000)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                max_size=4),
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20) | LONG_TEXT,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=10) | LONG_TEXT, inner, max_size=4),
     max_leaves=15)
 GOOD_ADDRESSES = st.sampled_from(["127.0.0.1:5002", "localhost:5003", "[::1]:5004"])
 ADDRESSES = GOOD_ADDRESSES | st.sampled_from([
@@ -145,7 +147,7 @@ REGISTRATIONS = st.fixed_dictionaries(
                                       float("nan"), 10**300]) | JSON_VALUES,
               "metadata": st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=5)
               | JSON_VALUES,
-              "extra": JSON_VALUES})
+              "extra": JSON_VALUES, "a" * 3000: st.none()})
 BODIES = st.one_of(
     REGISTRATIONS.map(lambda body: json.dumps(body).encode()),
     st.just(b""),
@@ -165,6 +167,7 @@ METHODS = st.sampled_from(["GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "
 URI_CHARACTERS = "/?#[]@!$&'()*+,;=:%-._~"
 
 
+MAX_ERROR = 500  # characters in a 4xx's "error"
 MAX_LINE = 8190  # aiohttp's limit on a request line
 
 
@@ -223,7 +226,9 @@ def check(url: str, raw: bytes) -> None:
     request_line = raw.partition(b"\r\n")[0]
     if is_http(request_line) and not raw.startswith(b"HEAD ") and not streamed:
         assert headers.get("content-type", "").startswith("application/json"), body[:300]
-        json.loads(body, parse_constant=reject)  # strict JSON: no bare NaN or Infinity
+        answer = json.loads(body, parse_constant=reject)  # strict: no bare NaN or Infinity
+        if status >= 400:  # an error names what is wrong; it does not echo the request
+            assert 0 < len(answer["error"]) <= MAX_ERROR, answer["error"][:300]
     if status >= 400:
         assert state(url) == before, (status, body[:300])
     else:
@@ -264,6 +269,45 @@ def test_any_request_gets_json_and_a_refusal_changes_nothing(directory_url, raw)
 @given(raw=writes())
 def test_any_write_gets_json_and_a_refusal_changes_nothing(directory_url, raw):
     check(directory_url, raw)
+
+
+ADDRESS_PARTS = st.tuples(
+    st.sampled_from(["", "http://", "https://", "HTTP://", "ftp://", "//"]),
+    st.sampled_from(["", "", "u@", "u:p@", "@"]),
+    st.sampled_from(["127.0.0.1", "localhost", "Popularity-1", "[::1]", "[::ffff:1.2.3.4]",
+                     "[fe80::1%eth0]", "[fe80::1%25eth0]", "0x7f.1", "a_b", "a..b", "-a", "é"])
+    | st.text(max_size=8),
+    st.sampled_from([":5002", ":1", ":65535", ":01", "", ":0", ":65536", ":x", ": 1", ":+1"]),
+    st.sampled_from(["", "", "/", "/p", "?", "?q=1", "#", "#f", "/#f", ";x"]),
+).map("".join)
+
+
+@PROPERTIES
+@given(address=ADDRESS_PARTS | st.text(max_size=40))
+@example(address="[")  # once a 500: urlsplit raises on an unclosed "["
+@example(address="[fe80::1%eth0]:5002")  # once stored as is: not a URL
+@example(address="127.0.0.1:5002#f")  # once stored without its "#f"
+def test_an_accepted_address_is_the_one_that_was_sent(directory_url, address):
+    """A Directory that takes an address keeps its host and port, and drops nothing a
+    caller may have meant ("h\\nx:1" once became "hx:1", "u@h:1" became "h:1")."""
+    path = "/v1/services/echo/instances/a1"
+    status, _, body = send(directory_url, request(
+        "PUT", path, json.dumps({"address": address}).encode()))
+    assert status in (200, 400), (status, body[:300])
+    if status == 400:
+        return
+    stored = requests.get(f"{directory_url}/v1/services/echo", timeout=5).json()[
+        "instances"][0]["address"]
+    restore(directory_url)
+    sent = urlsplit(address if "://" in address else f"http://{address}")
+    assert not any(mark in address for mark in "?#@"), (address, stored)
+    assert address.isprintable() and sent.path in ("", "/"), (address, stored)
+    kept = urlsplit(f"http://{stored}")
+    assert kept.port == sent.port and kept.hostname is not None, (address, stored)
+    try:
+        assert ipaddress.ip_address(kept.hostname) == ipaddress.ip_address(sent.hostname)
+    except ValueError:  # a name, not an IP address
+        assert kept.hostname == sent.hostname, (address, stored)
 
 
 def test_the_requests_can_change_state(directory_url):
