@@ -42,9 +42,11 @@ def spawn(
     log_path: Path | None = None,
     cwd: Path | str | None = None,
     env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
 ) -> subprocess.Popen:
-    """Start ``command`` in a new process group, its output appended to ``log_path``."""
-    full_env = dict(os.environ)
+    """Start ``command`` in a new process group, its output appended to ``log_path``; its
+    environment is ours plus ``env``, or with ``inherit_env=False`` only ``env``."""
+    full_env = dict(os.environ) if inherit_env else {}
     full_env["PYTHONUNBUFFERED"] = "1"
     if env:
         full_env.update(env)

@@ -208,7 +208,10 @@ class Stack:
         self.progress(f"database: {describe_database(self.database_url)}")
 
     def _write_stack_file(self) -> None:
-        """What ``mwkit svrun`` and friends read to find this stack from another process."""
+        """What ``mwkit svrun`` and friends read to find this stack from another process;
+        readable by its owner only, since the database URL holds MariaDB's password."""
+        from mwkit.wizard.state import write_private
+
         owner = os.getpid() if self.foreground else None
         guard = self._watchdog.pid if self._watchdog else None
         info = {"runtime": self.runtime.name, "directory_url": self.directory_url,
@@ -217,10 +220,7 @@ class Stack:
                 "up_pid": owner,
                 "up_created": create_time(owner) if owner else None,
                 "watchdog_pid": guard, "watchdog_created": create_time(guard) if guard else None}
-        path = self.workdir / STACK_FILE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(info, indent=2))
-        temporary.replace(path)
+        write_private(self.workdir / STACK_FILE, json.dumps(info, indent=2))
 
     # --- using it ---------------------------------------------------------------------
 

@@ -11,9 +11,11 @@ import configparser
 import dataclasses
 import functools
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mwkit.errors import WatsonConfigError as ConfigError
 from mwkit.names import InvalidName, check_identifier, check_service_name
@@ -21,6 +23,25 @@ from mwkit.names import InvalidName, check_identifier, check_service_name
 #: How an instance is checked unless its microwizard.yml or datawire.conf says otherwise
 #: (seconds; rise and fall in consecutive checks). One place, used by the spec as well.
 DEFAULT_PERIOD, DEFAULT_TIMEOUT, DEFAULT_RISE, DEFAULT_FALL = 1.0, 0.5, 1, 2
+
+
+def brief(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error names a value, it does not
+    reprint a file (the spec's errors use it too)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _http_url(url: str) -> bool:
+    """``http(s)://host[:port]`` or the original's bare ``host:port``, with nothing odd in
+    it: what a Directory client can call."""
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and url.isprintable() and \
+        re.fullmatch(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+", parts.hostname or "") is not None
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,9 @@ class WatsonConfig:
         for name in ("service_url", "health_check_url", "directory_url"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} is required")
+        if not _http_url(self.directory_url):
+            raise ConfigError(f"[Datawire] directory_host {brief(self.directory_url)} is not a "
+                              "Directory URL (http://host:port or host:port)")
         if not (0 < self.period < math.inf and 0 < self.timeout < math.inf
                 and 0 <= self.drain < math.inf):  # comparisons with NaN are all False
             raise ConfigError("period and timeout must be finite numbers > 0, drain >= 0")
@@ -75,12 +99,23 @@ class WatsonConfig:
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> WatsonConfig:
         """Read a ``datawire.conf``; ``overrides`` (not None) replace what the file says."""
-        parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"))
         try:
-            if not parser.read(path):
-                raise ConfigError(f"{path}: no such file")
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise ConfigError(f"{path}: no such file, or not UTF-8 text") from None
+        return cls.from_text(text, path, **overrides)
+
+    @classmethod
+    def from_text(cls, text: str, path: str | Path, **overrides) -> WatsonConfig:
+        """Read the text of a ``datawire.conf`` (``path`` names it in errors)."""
+        # No %-interpolation: a URL may hold "%2F", and "%(x)s" means nothing here.
+        parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"),
+                                           interpolation=None)
+        try:
+            parser.read_string(text, source=str(path))
         except configparser.Error as error:
-            raise ConfigError(f"{path}: not a valid INI file: {error}") from None
+            raise ConfigError(f"{path}: not a valid INI file: {brief(str(error), 200)}"
+                              ) from None
         values: dict = {}
         if parser.has_option("Datawire", "directory_host"):
             values["directory_url"] = parser.get("Datawire", "directory_host")
@@ -91,12 +126,13 @@ class WatsonConfig:
         known = {f.name for f in dataclasses.fields(cls)} - {"metadata", "directory_url"}
         for key, raw in parser.items("Watson"):
             if key not in known:
-                raise ConfigError(f"{path}: unknown key {key!r} in [Watson] "
+                raise ConfigError(f"{path}: unknown key {brief(key)} in [Watson] "
                                   f"(known: {', '.join(sorted(known))})")
             try:
                 values[key] = converters.get(key, str)(raw)
             except ValueError:
-                raise ConfigError(f"{path}: [Watson] {key} = {raw!r} is not a number") from None
+                raise ConfigError(f"{path}: [Watson] {key} = {brief(raw)} is not a number"
+                                  ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         required = ("service_name", "service_url", "health_check_url")
         missing = [key for key in required if key not in values]

@@ -35,6 +35,7 @@ import pymysql
 from mwkit.errors import DatabaseError
 from mwkit.procs import free_port, log_tail_text, spawn, stop_group
 from mwkit.wizard.images import CONTAINER_INIT_SQL_ENV
+from mwkit.wizard.state import write_private
 
 MARIADB_IMAGE = "mwkit/mariadb:latest"
 MYSQL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
@@ -181,8 +182,7 @@ def local_mariadb(
     proc = None
     try:
         data.mkdir(parents=True)
-        init_file.write_text(bootstrap_sql(database, user, password))
-        init_file.chmod(0o600)
+        write_private(init_file, bootstrap_sql(database, user, password))  # 0600 from birth
         _run_checked(
             [install_db, "--no-defaults", f"--datadir={data}", *as_root,
              "--skip-test-db", "--skip-name-resolve"],

@@ -6,7 +6,8 @@ or index (``git archive`` of the commit's tree), and it is atomic: it is extract
 temporary folder beside the target and renamed into place, so a failure leaves nothing and
 two exports of the same commit at once cannot mix (the loser of the rename uses the
 winner's folder). The original Microwizard's per-commit checkout had a path bug; here the
-folder name is the full sha and nothing else.
+folder name is the full sha and nothing else (followed by the subfolder when the service
+is not at the repository's top: the subfolder is part of what was exported).
 
 Two refs are not commits: ``UNCOMMITTED`` runs the service's live folder as it is now (no
 commit needed: a new instance runs the files as they are on disk) and ``UNCOMMITTED_COPY``
@@ -26,7 +27,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from mwkit.errors import SourceError
@@ -82,6 +83,8 @@ class Checkout:
     commit: str
     folder: Path
     read_only: bool
+    exported: bool = field(default=False, compare=False)  # made by this call (a launch
+    #: that fails removes it again, unless another instance runs it)
 
 
 def _checked(check: Callable[[object, str], str], value: str, what: str) -> str:
@@ -198,27 +201,38 @@ def _export(source: ServiceSource, ref: str, service: str, workdir: Path,
     commit = _resolve(repo, ref)
     subfolder = _subfolder(source)
     short = commit.hexsha[:7]
-    target = workdir / "checkouts" / service / commit.hexsha
+    target = workdir / "checkouts" / service / _export_name(commit.hexsha, subfolder)
     label = f"{service} {short} ({ref})"
-    if target.is_dir():
+    try:  # asked every time: a reused export must not hide a wrong subfolder
+        commit.tree / str(PurePosixPath(subfolder, SPEC_FILE))
+    except KeyError:
+        raise SourceError(f"commit {short} ({ref}) has no "
+                          f"{PurePosixPath(subfolder, SPEC_FILE)}: is the subfolder "
+                          f"{subfolder or '(top)'!r} the one that holds microwizard/?"
+                          ) from None
+    exported = not target.is_dir()
+    if not exported:
         if not (target / SPEC_FILE).is_file():
             raise SourceError(f"the checkout {target} is damaged (no {SPEC_FILE}): "
                               "delete it and try again")
         say(f"reusing checkout {target} of {label}")
     else:
-        try:
-            commit.tree / str(PurePosixPath(subfolder, SPEC_FILE))
-        except KeyError:
-            raise SourceError(f"commit {short} ({ref}) has no "
-                              f"{PurePosixPath(subfolder, SPEC_FILE)}: is the subfolder "
-                              f"{subfolder or '(top)'!r} the one that holds microwizard/?"
-                              ) from None
         say(f"checking out {label} into {target}")
         treeish = f"{commit.hexsha}:{subfolder}" if subfolder else commit.hexsha
         with _atomic_folder(target) as temporary:
             _extract(repo, treeish, temporary)
     return Checkout(service=service, ref=ref, commit=commit.hexsha, folder=target,
-                    read_only=True)
+                    read_only=True, exported=exported)
+
+
+def _export_name(sha: str, subfolder: str) -> str:
+    """The export's folder name: the full sha, and for a service in a subfolder also that
+    subfolder (readable, plus a short digest of it: two that read alike stay apart). One
+    commit run from two subfolders gives two folders, never one that fits only the first."""
+    if not subfolder:
+        return sha
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "~", subfolder)
+    return f"{sha}-{readable}-{hashlib.sha1(subfolder.encode()).hexdigest()[:6]}"
 
 
 def _live_folder(source: ServiceSource, workdir: Path) -> Path:
@@ -251,14 +265,16 @@ def checkout(source: ServiceSource, ref: str, *, service: str, tag: str, workdir
     if ref == UNCOMMITTED_COPY:
         folder = _live_folder(source, workdir)
         target = workdir / "checkouts" / service / f"{UNCOMMITTED_COPY}-{tag}"
-        if target.is_dir():
+        exported = not target.is_dir()
+        if not exported:
             say(f"reusing the snapshot {target} of tag {tag} (use a new tag for a new snapshot)")
         else:
             say(f"copying the working tree {folder} into {target}")
             with _atomic_folder(target) as temporary:
                 shutil.copytree(folder, temporary, symlinks=True, ignore=COPY_IGNORE,
                                 dirs_exist_ok=True)
-        return Checkout(service, ref, UNCOMMITTED_COPY, target, read_only=True)
+        return Checkout(service, ref, UNCOMMITTED_COPY, target, read_only=True,
+                        exported=exported)
     return _export(source, ref, service, workdir, say)
 
 

@@ -16,11 +16,26 @@ from pathlib import Path
 
 import yaml
 
-from mwkit.errors import SpecError
+from mwkit import contract
+from mwkit.errors import SpecError, WatsonConfigError
 from mwkit.names import InvalidName, check_service_name
-from mwkit.watson.config import DEFAULT_FALL, DEFAULT_PERIOD, DEFAULT_RISE, DEFAULT_TIMEOUT
+from mwkit.watson.config import (
+    DEFAULT_FALL,
+    DEFAULT_PERIOD,
+    DEFAULT_RISE,
+    DEFAULT_TIMEOUT,
+    WatsonConfig,
+    brief,
+)
 
 KNOWN_LINKS = ("directory", "database")
+#: Variables a spec's ``env:`` may not set: where programs are found, and what the kit gives
+#: every instance (the contract's ``HOST``, ``PORT``, ``DATABASE_URL``, ``PYTHON`` and every
+#: ``MWKIT_*``). A service that set them would listen elsewhere than Watson checks, or run
+#: another program than the one its log names.
+RESERVED_ENV = frozenset({"PATH", "PYTHONPATH", contract.HOST, contract.PORT, contract.PYTHON,
+                          contract.DATABASE_URL})
+RESERVED_ENV_PREFIX = "MWKIT_"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP_KEYS = ("service_name", "service_port", "service_links", "health_check", "env")
 REQUIRED_KEYS = ("service_name", "service_port")
@@ -61,19 +76,13 @@ def _unknown_key(where: Path, prefix: str, key: object, known: tuple[str, ...]) 
     close = difflib.get_close_matches(str(key), known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return SpecError(
-        f"{where}: unknown key {prefix + str(key)!r}{hint}; known keys: {', '.join(known)}"
+        f"{where}: unknown key {brief(prefix + str(key))}{hint}; known keys: "
+        f"{', '.join(known)}"
     )
 
 
-def _short(value: object, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters: an error names the value, it does not
-    reprint a file."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
 def _wrong(where: Path, key: str, expected: str, value: object) -> SpecError:
-    return SpecError(f"{where}: key {key!r} must be {expected}, got {_short(value)}")
+    return SpecError(f"{where}: key {brief(key)} must be {expected}, got {brief(value)}")
 
 
 def _positive(where: Path, key: str, value: object, *, integer: bool) -> float:
@@ -111,6 +120,10 @@ def _env(where: Path, raw: object) -> dict[str, str]:
         if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise _wrong(where, f"env.{name}", "named like a shell variable "
                          f"({ENV_NAME.pattern})", name)
+        if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIX):
+            raise SpecError(f"{where}: key {brief('env.' + name)} is set by the kit for every "
+                            f"instance and cannot be overridden (reserved: "
+                            f"{', '.join(sorted(RESERVED_ENV))}, {RESERVED_ENV_PREFIX}*)")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise _wrong(where, f"env.{name}", "a string or a number (quote it: \"...\")", value)
         env[name] = str(value)
@@ -161,6 +174,9 @@ def load_spec(service_folder: Path) -> ServiceSpec:
     try:
         name = check_service_name(raw["service_name"])
     except InvalidName as error:
+        if len(str(error)) > 200:  # it quotes a long value: name the key and the value briefly
+            raise _wrong(where, "service_name", "a short service name", raw["service_name"]
+                         ) from None
         raise SpecError(f"{where}: key 'service_name': {error}") from None
     port = raw["service_port"]
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -216,9 +232,30 @@ def render_datawire_conf(spec: ServiceSpec, *, directory_url: str, service_url: 
         "FALL": str(spec.health_check.fall),
     }
     try:
-        return _Placeholders(template.read_text(encoding="utf-8")).substitute(values)
+        text = _Placeholders(template.read_text(encoding="utf-8")).substitute(values)
     except FileNotFoundError:
         raise SpecError(f"{template}: not found") from None
     except KeyError as error:
         raise SpecError(f"{template}: unknown placeholder ${{{error.args[0]}}}; known: "
                         f"{', '.join('${' + key + '}' for key in values)}") from None
+    _check_conf(template, text, spec.name, directory_url, instance_id)
+    return text
+
+
+def _check_conf(template: Path, text: str, service: str, directory_url: str,
+                instance_id: str) -> None:
+    """Refuse a ``datawire.conf`` under which the wizard would wait in vain: Watson would
+    register another name, another instance id or with another Directory, the wizard would
+    report "never healthy" and deregister a name that was never registered."""
+    try:
+        config = WatsonConfig.from_text(text, template)
+    except WatsonConfigError as error:
+        raise SpecError(str(error)) from None
+    for key, got, wanted, placeholder in (
+            ("[Watson] service_name", config.service_name, service, "SERVICE_NAME"),
+            ("[Datawire] directory_host", config.directory_url, directory_url, "DIRECTORY_URL"),
+            ("[Watson] instance_id", config.instance_id or instance_id, instance_id,
+             "INSTANCE_ID")):
+        if got != wanted:
+            raise SpecError(f"{template}: {key} is {brief(got)}, but the wizard launches and "
+                            f"waits for {wanted!r}: write ${{{placeholder}}} there")

@@ -4,6 +4,7 @@ Every ``mwkit svrun`` is a separate Python process, and a notebook may scale fro
 background thread while the main thread does too, so the table is read and written under
 an exclusive ``fcntl`` lock (``state.lock``) and replaced atomically (write a temporary
 file, then rename): a crash never leaves half a table. ``mwkit down`` works without it.
+The table, like ``stack.json``, is readable by its owner only (:func:`write_private`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -21,6 +23,25 @@ from mwkit.contract import Phase
 from mwkit.errors import StateError
 
 FORMAT = 1
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically by a file with ``text`` that only its owner can read.
+
+    The temporary file is created with mode 0600 (never chmod-ed after writing: until then
+    anyone could open it and keep reading), then renamed over ``path``.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.unlink(missing_ok=True)  # left by a crash; O_EXCL also refuses a symlink
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 @dataclass
@@ -39,6 +60,7 @@ class Instance:
     phase: str = Phase.CHECKING_OUT  # the wizard's view until the supervisor writes one
     reason: str = ""
     handle: dict | None = None  # the runtime's Handle (pid or container id, address)
+    exported: bool = False  # its launch exported the checkout (a failed launch removes it)
 
     @property
     def address(self) -> str | None:
@@ -107,9 +129,7 @@ class State:
 
     def _write(self, data: dict) -> None:
         out = dict(data, instances={k: v.to_dict() for k, v in data["instances"].items()})
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(out, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(out, indent=1))
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[dict]:

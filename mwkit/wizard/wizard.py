@@ -7,7 +7,9 @@ in the Directory. What it started is written to ``<workdir>/state.json``, so the
 process per command), a notebook and a background slider thread all see the same instances.
 
 A launch either ends with a registered instance or with a :class:`WizardError` that carries
-the tail of the instance's log, and then nothing of it is left running or registered.
+the tail of the instance's log, and then nothing of it is left: no process (also none that
+left the instance's process group), no registration, no row in ``state.json``, no instance
+folder, and no checkout that the launch exported only for itself.
 """
 
 from __future__ import annotations
@@ -131,7 +133,6 @@ class Wizard:
 
     def _launch(self, service: str, tag: str, ref: str,
                 env: dict[str, str] | None = None) -> tuple[Instance, Handle]:
-        from mwkit.wizard.source import checkout
         from mwkit.wizard.spec import load_spec
 
         check_service_name(service)
@@ -144,19 +145,16 @@ class Wizard:
         instance = self._reserve(service, tag, ref)
         self.progress(f"{instance.id}: checking out {service} {ref}")
         try:
-            done = checkout(self.sources[service], ref, service=service, tag=tag,
-                            workdir=self.workdir, progress=self.progress)
+            done = self._checkout(instance)
             spec = load_spec(done.folder)
             if spec.name != service:
                 raise WizardError(f"{spec.folder}/microwizard/microwizard.yml names the service "
                                   f"{spec.name!r}, but it was launched as {service!r}")
-            instance.commit, instance.folder = done.commit, str(done.folder)
             plan = self._plan(instance, done, spec, directory_url, env or {})
             self.progress(f"{instance.id}: starting on the {self.runtime.name} runtime")
             handle = self.runtime.start(plan)
-        except Exception as error:
-            instance.phase, instance.reason = Phase.FAILED, str(error)
-            self.state.update(instance)
+        except BaseException:
+            self._forget(instance)
             raise
         instance.phase, instance.handle = Phase.STARTED, handle.to_dict()
         self.state.update(instance)
@@ -178,6 +176,41 @@ class Wizard:
         shutil.rmtree(instance_dir, ignore_errors=True)  # left over from before a reset
         instance_dir.mkdir(parents=True)
         return instance
+
+    def _checkout(self, instance: Instance):
+        """The instance's folder, recorded in the state table at once: a failed launch of
+        the same commit removes a checkout only while no instance in the table uses it."""
+        from mwkit.wizard.source import checkout
+
+        for _ in range(2):
+            done = checkout(self.sources[instance.service], instance.ref,
+                            service=instance.service, tag=instance.tag, workdir=self.workdir,
+                            progress=self.progress)
+            instance.commit, instance.folder = done.commit, str(done.folder)
+            instance.exported = done.exported
+            with self.state.edit() as table:
+                if done.folder.is_dir():  # not removed meanwhile by a failed launch
+                    table["instances"][instance.id] = instance
+                    return done
+        raise WizardError(f"the checkout {done.folder} was removed by a failed launch twice "
+                          "while this one used it: try again")
+
+    def _forget(self, instance: Instance) -> None:
+        """A failed launch leaves nothing: its row, its folder, and a checkout it exported
+        for itself (unless another instance runs it meanwhile)."""
+        with self.state.edit() as table:
+            table["instances"].pop(instance.id, None)
+            key = f"{instance.service}-{instance.tag}"
+            if instance.id == f"{key}-{table['counters'].get(key)}":  # the newest number
+                table["counters"][key] -= 1
+            if instance.exported and not any(
+                    other.folder == instance.folder for other in table["instances"].values()):
+                trash = Path(instance.folder).with_name(f".{instance.id}.removed")
+                with contextlib.suppress(OSError):  # renamed first: no one sees half of it
+                    Path(instance.folder).rename(trash)
+                shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(instance.instance_dir, ignore_errors=True)
+        self._started.discard(instance.id)
 
     def _plan(self, instance: Instance, done, spec, directory_url: str,
               extra_env: dict[str, str]) -> LaunchPlan:
@@ -235,15 +268,14 @@ class Wizard:
                                      f"phase: {read_phase(handle).get('phase', 'none yet')})")
 
     def _fail(self, instance: Instance, handle: Handle, reason: str) -> None:
+        """Kill and deregister a launch that failed, remove what it made, raise."""
         runtime = self._runtime(instance.runtime)
         runtime.kill(handle)
         self._deregister(instance)
-        instance.phase, instance.reason = Phase.FAILED, reason
-        self.state.update(instance)
-        self._started.discard(instance.id)
         tail = runtime.logs(handle, 20)
+        self._forget(instance)
         raise WizardError(f"instance {instance.id} ({instance.service} {instance.ref}) failed: "
-                          f"{reason}; last lines of its log ({handle.log_path}):\n{tail}")
+                          f"{reason}; nothing of it is left; the last lines of its log:\n{tail}")
 
     # --- removing -----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pymysql
 import pytest
@@ -32,6 +33,7 @@ def test_local_mariadb_round_trips_a_row_and_leaves_nothing(tmp_path):
         (folder,) = tmp_path.iterdir()
         pid = int((folder / "mariadbd.pid").read_text())
         assert pid_alive(pid)
+        assert stat.S_IMODE((folder / "init.sql").stat().st_mode) == 0o600  # the password
 
         connection = pymysql.connect(**parts.pymysql_args())
         with connection, connection.cursor() as cursor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -123,6 +124,8 @@ def test_mwkit_up_serves_until_mwkit_down_stops_it(tmp_path):
         assert "retries 0, no ejection" in "".join(lines)
         info = json.loads((tmp_path / "work" / "stack.json").read_text())
         assert (info["retries"], info["eject"]) == (0, False)
+        # it holds the database URL (MariaDB's password, when there is one): owner only
+        assert stat.S_IMODE((tmp_path / "work" / "stack.json").stat().st_mode) == 0o600
 
         def mwkit(*args):
             done = subprocess.run([sys.executable, "-m", "mwkit", *args], env=env,

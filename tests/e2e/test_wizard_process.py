@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import requests
 
+from mwkit import procs
+from mwkit.errors import SpecError
 from mwkit.names import InvalidName
 from mwkit.procs import group_alive
 from mwkit.settings import KIT_ROOT
 from mwkit.wizard.runtimes import WizardError, get_runtime
+from mwkit.wizard.runtimes.process import MARK, TEST_SESSION
 from mwkit.wizard.source import ServiceSource
 from mwkit.wizard.state import StateError
 from mwkit.wizard.wizard import Wizard
 from tests.helpers.wizard import listed, make_repo, make_service, wait_until
 
 REPO = str(KIT_ROOT)
+GIT_IDENTITY = {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid",
+                "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
 
 
 def group_gone(pid: int) -> bool:
@@ -62,6 +69,7 @@ def test_svrun_of_a_commit_uses_a_read_only_export(tmp_path, directory):
         instance = wizard.svrun("tiny", "stable", "v1")
         assert len(instance.commit) == 40
         assert instance.folder == str(tmp_path / "work" / "checkouts" / "tiny" / instance.commit)
+        assert Path(instance.folder, "app.py").is_file()
         assert wizard.status()[0].commit == instance.commit[:10]
 
 
@@ -125,14 +133,80 @@ def test_svkill_now_kills_at_once_and_the_lease_expires(wizard, directory):
     ("quitter", r"mw.sh run exited with code 7(.|\n)*tiny: giving up"),
     ("sick", r"not registered within 3 s"),
 ])
-def test_a_failing_instance_is_reported_and_removed(wizard, directory, service, message):
+def test_a_failing_instance_is_reported_and_leaves_nothing(wizard, directory, service,
+                                                           message):
+    """Issue #10, finding 7: no failed row, no instance folder, no process, no registration."""
     with pytest.raises(WizardError, match=message):
         wizard.svrun(service, "v1", "UNCOMMITTED", timeout=3)
-    [instance] = wizard.state.instances()
-    assert group_gone(instance.handle["pid"])
+    assert wizard.state.instances() == [] and wizard.status() == []
+    assert list((wizard.workdir / "instances").iterdir()) == []
+    assert ours(wizard) == {}
     assert listed(directory, service) == {}
-    [row] = wizard.status()
-    assert row.phase == "failed" and row.reason
+    with wizard.state.edit() as table:
+        assert table["counters"].get(f"{service}-v1", 0) == 0  # the next one is -1 again
+
+
+def ours(wizard: Wizard) -> dict[int, dict]:
+    """Processes that carry the process runtime's mark for this wizard's workdir."""
+    return procs.marked(MARK, str(wizard.workdir.resolve()))
+
+
+def test_a_process_that_left_the_group_dies_with_its_failed_launch(tmp_path, directory):
+    """mw.sh run puts a helper in a session of its own (setsid), then the service never
+    gets healthy: the failed launch kills the helper too (found by the instance's mark)."""
+    folder = make_service(tmp_path / "sick", "sick", "sick")
+    mw_sh = folder / "microwizard" / "mw.sh"
+    mw_sh.write_text(mw_sh.read_text().replace(
+        'exec "${PYTHON:-python3}" app.py',
+        'setsid "$PYTHON" -c "import time; time.sleep(300)" mwkit-escaped </dev/null &\n'
+        '        exec "${PYTHON:-python3}" app.py'))
+    with Wizard(tmp_path / "work", runtime="process", directory_url=directory,
+                sources={"sick": ServiceSource(folder)}) as wizard:
+        with pytest.raises(WizardError, match="not registered within 3 s"):
+            wizard.svrun("sick", "v1", "UNCOMMITTED", timeout=3)
+        assert ours(wizard) == {}
+
+
+def test_a_broken_commit_leaves_no_export_and_a_used_one_stays(tmp_path, directory):
+    """A launch that fails removes the checkout it exported for itself, not one that a
+    running instance uses."""
+    repo = make_repo(tmp_path / "repo")
+    conf = repo / "microwizard" / "datawire.conf"
+    conf.write_text(conf.read_text().replace("${SERVICE_NAME}", "tiny2"))
+    subprocess.run(["git", "commit", "-qam", "a literal name", "--author", "t <t@t.invalid>"],
+                   cwd=repo, check=True, env={**os.environ, **GIT_IDENTITY})
+    checkouts = tmp_path / "work" / "checkouts" / "tiny"
+    with Wizard(tmp_path / "work", runtime="process", directory_url=directory,
+                sources={"tiny": ServiceSource(repo)}) as wizard:
+        with pytest.raises(SpecError, match=r"datawire.conf: \[Watson\] service_name is "
+                                            r"'tiny2'.*\$\{SERVICE_NAME\}"):
+            wizard.svrun("tiny", "v2", "main")
+        assert wizard.status() == [] and ours(wizard) == {}
+        assert not checkouts.exists() or list(checkouts.iterdir()) == []
+        good = wizard.svrun("tiny", "v1", "v1")
+        with pytest.raises(WizardError, match="not registered within 0 s"):
+            wizard.svrun("tiny", "v1", "v1", timeout=0.01)
+        assert [i.id for i in wizard.state.instances()] == [good.id]
+        assert Path(good.folder, "app.py").is_file()
+
+
+def test_an_instance_gets_an_allow_listed_environment(wizard, monkeypatch):
+    """Issue #10, finding 9: not the host's whole environment (a secret in the shell that
+    ran the wizard stays out); PATH and the test session's mark get through."""
+    monkeypatch.setenv("HOST_ONLY_SECRET", "s3cret")
+    monkeypatch.setenv("MWKIT_SOME_HOST_SETTING", "x")
+    wizard.svrun("tiny", "v1", "UNCOMMITTED")
+    envs = list(ours(wizard).values())
+    assert len(envs) >= 2  # the supervisor and the service at least
+    for env in envs:
+        assert "HOST_ONLY_SECRET" not in env and "MWKIT_SOME_HOST_SETTING" not in env
+        assert env["PATH"] == os.environ["PATH"] and env["MWKIT_INSTANCE_ID"] == "tiny-v1-1"
+        assert env[TEST_SESSION] == os.environ[TEST_SESSION]
+
+
+def test_the_state_file_is_private(wizard):
+    wizard.svrun("tiny", "v1", "UNCOMMITTED")
+    assert stat.S_IMODE((wizard.workdir / "state.json").stat().st_mode) == 0o600
 
 
 def test_down_after_a_crash_leaves_nothing(tmp_path, directory):

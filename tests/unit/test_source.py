@@ -79,7 +79,9 @@ def test_sha_short_sha_tag_and_branch_give_the_same_folder(repo, workdir):
     checkouts = [checkout(source_of(repo), ref, service="svc", tag="t", workdir=workdir,
                           progress=lines.append)
                  for ref in (first, first[:8], "v1", "stable", "annotated")]
-    assert {c.folder for c in checkouts} == {workdir / "checkouts" / "svc" / first}
+    assert len({c.folder for c in checkouts}) == 1
+    assert checkouts[0].folder.parent == workdir / "checkouts" / "svc"
+    assert checkouts[0].folder.name.startswith(f"{first}-svc-")  # the subfolder is in the key
     assert {c.commit for c in checkouts} == {first}
     assert all(c.read_only for c in checkouts)
     folder = checkouts[0].folder
@@ -90,7 +92,7 @@ def test_sha_short_sha_tag_and_branch_give_the_same_folder(repo, workdir):
     assert lines[0] == f"checking out svc {first[:7]} ({first}) into {folder}"
     assert lines[1] == f"reusing checkout {folder} of svc {first[:7]} ({first[:8]})"
     assert len(lines) == 5 and all(line.startswith("reusing") for line in lines[1:])
-    assert leftovers(workdir) == [first]
+    assert leftovers(workdir) == [folder.name]
 
 
 def test_the_repository_is_left_untouched(repo, workdir):
@@ -172,7 +174,7 @@ def test_two_exports_of_one_commit_at_once_do_not_mix(repo, workdir, monkeypatch
         thread.join(timeout=20)
     assert errors == [] and len(results) == 2
     assert results[0] == results[1]
-    assert leftovers(workdir) == [repo.commit("v1").hexsha]
+    assert leftovers(workdir) == [results[0].folder.name]
     assert sorted(p.name for p in results[0].folder.iterdir()) == ["app.py", "microwizard"]
 
 
@@ -216,6 +218,33 @@ def test_a_subfolder_without_microwizard_is_named_with_the_commit(repo, workdir)
     assert repo.commit("v1").hexsha[:7] in message
     assert "elsewhere/microwizard/microwizard.yml" in message
     assert not (workdir / "checkouts").exists() or leftovers(workdir) == []
+
+
+def test_a_wrong_subfolder_fails_also_once_the_commit_was_exported(repo, workdir):
+    """Issue #10, finding 7: the export of v1 at svc/ must not serve v1 at another folder."""
+    tree = Path(repo.working_tree_dir)
+    checkout(source_of(repo), "v1", service="svc", tag="t", workdir=workdir)
+    with pytest.raises(SourceError, match="elsewhere/microwizard/microwizard.yml"):
+        checkout(ServiceSource(tree, subfolder="elsewhere"), "v1", service="svc", tag="t",
+                 workdir=workdir)
+    with pytest.raises(SourceError, match="microwizard/microwizard.yml"):
+        checkout(ServiceSource(tree), "v1", service="svc", tag="t", workdir=workdir)
+
+
+def test_one_commit_at_two_subfolders_gives_two_exports(tmp_path, workdir):
+    repo = git.Repo.init(tmp_path / "two", initial_branch="main")
+    for folder, version in (("a", 1), ("b/c", 2)):
+        write_service(tmp_path / "two" / folder, version)
+    commit_all(repo, "two services")
+    tree = Path(repo.working_tree_dir)
+    a, c = (checkout(ServiceSource(tree, subfolder=sub), "main", service="svc", tag="t",
+                     workdir=workdir) for sub in ("a", "b/c"))
+    assert a.folder != c.folder and a.commit == c.commit
+    assert (a.folder / "app.py").read_text() == "VERSION = 1\n"
+    assert (c.folder / "app.py").read_text() == "VERSION = 2\n"
+    assert a.exported and c.exported
+    assert not checkout(ServiceSource(tree, subfolder="b/c"), "main", service="svc", tag="u",
+                        workdir=workdir).exported
 
 
 def test_uncommitted_is_the_live_folder(repo, workdir):

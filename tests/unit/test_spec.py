@@ -127,8 +127,10 @@ def test_datawire_conf_is_rendered_for_one_instance(tmp_path):
 
 
 def render(folder: Path) -> str:
-    return render_datawire_conf(load_spec(folder), directory_url="d", service_url="s",
-                                health_check_url="h", instance_id="i")
+    return render_datawire_conf(load_spec(folder), directory_url="http://127.0.0.1:5353",
+                                service_url="http://127.0.0.1:5001",
+                                health_check_url="http://127.0.0.1:5001/health",
+                                instance_id="popularity-v1-1")
 
 
 def test_an_unknown_placeholder_is_named(tmp_path):
@@ -141,9 +143,42 @@ def test_an_unknown_placeholder_is_named(tmp_path):
 
 
 def test_a_dollar_that_is_no_placeholder_stays(tmp_path):
-    template = "; fills ${...} and $HOME; $$\nname = ${SERVICE_NAME}\n"
+    template = "; fills ${...} and $HOME; $$\n" + TEMPLATE
     make_service(tmp_path, MINIMAL, template=template)
-    assert render(tmp_path) == "; fills ${...} and $HOME; $\nname = popularity\n"
+    text = render(tmp_path)
+    assert text.startswith("; fills ${...} and $HOME; $\n")
+    assert "service_name = popularity\n" in text
+
+
+@pytest.mark.parametrize("name", ["PATH", "PORT", "HOST", "PYTHON", "DATABASE_URL",
+                                  "PYTHONPATH", "MWKIT_DIRECTORY_TOKEN", "MWKIT_INSTANCE_ID"])
+def test_env_cannot_override_path_or_the_contract(tmp_path, name):
+    """Issue #10, finding 9: a spec's env: must not replace what the kit gives instances."""
+    path = make_service(tmp_path, MINIMAL + f"env: {{{name}: x, OTHER: y}}\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path)
+    assert str(path) in str(caught.value)
+    assert f"'env.{name}'" in str(caught.value) and "cannot be overridden" in str(caught.value)
+
+
+@pytest.mark.parametrize("line, replacement, key", [
+    ("service_name = ${SERVICE_NAME}", "service_name = popularity2", "[Watson] service_name"),
+    ("directory_host = ${DIRECTORY_URL}", "directory_host = garbage%%", "directory_host"),
+    ("directory_host = ${DIRECTORY_URL}", "directory_host = http://127.0.0.1:1",
+     "[Datawire] directory_host"),
+    ("instance_id = ${INSTANCE_ID}", "instance_id = someone-else", "[Watson] instance_id"),
+])
+def test_a_datawire_conf_the_wizard_would_wait_on_in_vain_is_refused(tmp_path, line,
+                                                                      replacement, key):
+    """Issue #10, finding 7: Watson would register another name (or with another Directory);
+    the wizard would say "never healthy" and deregister the wrong name. Refused at once."""
+    assert line in TEMPLATE
+    make_service(tmp_path, MINIMAL, template=TEMPLATE.replace(line, replacement))
+    with pytest.raises(SpecError) as caught:
+        render(tmp_path)
+    message = str(caught.value)
+    assert str(tmp_path / "microwizard" / "datawire.conf") in message
+    assert key in message and len(message) < 400
 
 
 def test_the_kits_popularity_service_is_valid():

@@ -1,7 +1,9 @@
 """The process runtime: every instance is a local process group (no Docker needed).
 
 The supervisor runs in the checkout folder with ``HOST=127.0.0.1`` and a free ``PORT``,
-the kit on ``PYTHONPATH`` and this interpreter as ``PYTHON``; its output (and mw.sh's) goes
+the kit on ``PYTHONPATH`` and this interpreter as ``PYTHON``, and of this machine's
+environment only ``PATH``, ``HOME``, ``LANG``, ``LC_*`` and ``TMPDIR`` (never a token the
+host's shell holds: see :data:`HOST_ENV`); its output (and mw.sh's) goes
 to ``<workdir>/instances/<id>/instance.log``. Everything this runtime starts is marked with
 ``MWKIT_RUNTIME_WORKDIR`` (and ``MWKIT_INSTANCE_ID`` or ``MWKIT_ROLE``) in its environment,
 and its handle keeps the process's create time: that is how ``cleanup`` finds instances
@@ -27,6 +29,13 @@ from mwkit.wizard.runtimes.base import Directory, Handle, LaunchPlan
 
 MARK = "MWKIT_RUNTIME_WORKDIR"  # set only by this runtime, on everything it starts
 ROLE = "MWKIT_ROLE"  # on the stack's infrastructure: directory, database
+#: What an instance gets of this machine's environment; the rest (tokens, passwords, the
+#: kit's own MWKIT_* settings) stays out. Its spec's ``env:`` and the contract add the rest.
+HOST_ENV = frozenset({"PATH", "HOME", "LANG", "TMPDIR"})
+HOST_ENV_PREFIX = "LC_"
+#: The test suite's mark (see tests/conftest.py), passed on on purpose: its leak check finds
+#: the processes a test session started by it, instances included.
+TEST_SESSION = "MWKIT_TEST_SESSION"
 
 
 def marks(workdir: Path, role: str | None = None) -> dict[str, str]:
@@ -37,6 +46,12 @@ def marks(workdir: Path, role: str | None = None) -> dict[str, str]:
 def groups_of(workdir: Path | str) -> dict[int, dict[str, str]]:
     """The process groups this runtime started for ``workdir``: pgid -> a member's env."""
     return procs.marked_groups(MARK, str(Path(workdir).resolve()))
+
+
+def host_environment() -> dict[str, str]:
+    """The allow-listed part of this machine's environment that an instance gets."""
+    return {name: value for name, value in os.environ.items()
+            if name in HOST_ENV or name.startswith(HOST_ENV_PREFIX) or name == TEST_SESSION}
 
 
 class ProcessRuntime:
@@ -65,18 +80,18 @@ class ProcessRuntime:
         plan.state_dir.mkdir(parents=True, exist_ok=True)
         plan.conf_path.write_text(plan.render_conf(service_url, service_url + plan.health_path))
         env = {
+            **host_environment(),
             **plan.env,
             contract.HOST: "127.0.0.1",
             contract.PORT: str(port),
             contract.PYTHON: sys.executable,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(KIT_ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": str(KIT_ROOT),
             contract.STATE_DIR: str(plan.state_dir),
             contract.WATSON_CONFIG: str(plan.conf_path),
             **marks(plan.workdir),
         }
         proc = procs.spawn([sys.executable, "-m", "mwkit.wizard.supervisor"],
-                           log_path=plan.log_path, cwd=plan.folder, env=env)
+                           log_path=plan.log_path, cwd=plan.folder, env=env, inherit_env=False)
         return self._handle(proc, plan.instance_id, plan.instance_dir, plan.workdir,
                             f"127.0.0.1:{port}")
 
@@ -105,8 +120,14 @@ class ProcessRuntime:
         self.kill(handle)  # whatever is left of the group (a service mw.sh did not exec)
 
     def kill(self, handle: Handle) -> None:
+        """SIGKILL the instance's process group, and every group that holds a process of
+        the instance that left it (a ``setsid`` in mw.sh): they all carry its marks."""
         if self._ours(handle):
             procs.kill_group(handle.pid)
+        workdir = handle.extra.get("workdir")
+        for pgid, env in (groups_of(workdir) if workdir else {}).items():
+            if env.get(contract.INSTANCE_ID) == handle.instance_id:
+                procs.kill_group(pgid)
         self._children.pop(handle.pid, None)
 
     def logs(self, handle: Handle, lines: int = 50) -> str:
