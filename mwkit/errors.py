@@ -14,6 +14,7 @@ Each class also keeps the built-in base a caller would have caught before it exi
     │   ├── SourceError                       a Git ref, a service folder
     │   ├── SettingsError                     an MWKIT_* variable or a settings value
     │   └── BadRequest                        a request the Directory refuses (its 4xx)
+    ├── ServiceFull (ValueError)              a service at the Directory's instance cap (its 409)
     ├── DirectoryError (RuntimeError)         the Directory answered an error or not at all
     ├── NoInstances (requests.ConnectionError)  Sherlock has no live instance to call
     ├── WizardError (RuntimeError)            a launch, a stop, a scale that failed
@@ -69,6 +70,10 @@ class BadRequest(InvalidInput):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ServiceFull(MwkitError, ValueError):
+    """A new instance would pass the Directory's per-service cap; nothing was changed."""
 
 
 class DirectoryError(MwkitError, RuntimeError):

@@ -20,13 +20,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mwkit.errors import MwkitError
+from mwkit.errors import ServiceFull
 
 MAX_INSTANCES_PER_SERVICE = 1000  # far beyond a workshop; each change pushes the whole list
-
-
-class ServiceFull(MwkitError, ValueError):
-    """A new instance would pass the per-service cap; nothing was changed."""
 
 
 @dataclass
