@@ -36,6 +36,13 @@ from __future__ import annotations
 import requests
 
 
+def brief(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for an error message: it names the
+    wrong value, it does not echo a whole file or request back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class MwkitError(Exception):
     """The base of every error the kit raises on purpose; the message says what to do."""
 

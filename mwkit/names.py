@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from mwkit.errors import InvalidName
+from mwkit.errors import InvalidName, brief
 
 # Matched with fullmatch: a pattern ending in "$" would also accept a trailing newline.
 SERVICE_NAME = re.compile(r"[a-z_][a-z0-9_-]*")
@@ -21,7 +21,7 @@ MAX_LENGTH = 100
 def check_service_name(name: object, what: str = "service name") -> str:
     """Return ``name`` if it is a valid service name, else raise :class:`InvalidName`."""
     if not isinstance(name, str) or not name:
-        raise InvalidName(f"{what} must be a non-empty string, got {name!r}")
+        raise InvalidName(f"{what} must be a non-empty string, got {brief(name)}")
     if len(name) > MAX_LENGTH:
         raise InvalidName(f"{what} {name[:20]!r}... is longer than {MAX_LENGTH} characters")
     if not SERVICE_NAME.fullmatch(name):
@@ -35,7 +35,7 @@ def check_service_name(name: object, what: str = "service name") -> str:
 def check_identifier(value: object, what: str = "identifier") -> str:
     """Return ``value`` if it is safe as an instance id or tag, else raise :class:`InvalidName`."""
     if not isinstance(value, str) or not value:
-        raise InvalidName(f"{what} must be a non-empty string, got {value!r}")
+        raise InvalidName(f"{what} must be a non-empty string, got {brief(value)}")
     if len(value) > MAX_LENGTH:
         raise InvalidName(f"{what} {value[:20]!r}... is longer than {MAX_LENGTH} characters")
     if ".." in value or not IDENTIFIER.fullmatch(value):

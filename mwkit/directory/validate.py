@@ -11,7 +11,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from mwkit.errors import BadRequest
+from mwkit.errors import BadRequest, brief
 from mwkit.names import InvalidName, check_identifier, check_service_name
 
 HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # fullmatch
@@ -19,14 +19,6 @@ HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])
 MAX_VERSION_DIGITS = 18  # far beyond any real version, far below int()'s 4,300-digit limit
 MAX_METADATA_BYTES = 4096
 MIN_TTL, MAX_TTL, DEFAULT_TTL = 0.2, 3600.0, 10.0
-SHOWN = 60  # characters of a wrong value that an error repeats
-
-
-def shown(value: object) -> str:
-    """The value's ``repr``, cut short: an error names what is wrong, it does not echo a
-    64 kB request back."""
-    text = repr(value)
-    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
 
 
 def service_name(name: str) -> str:
@@ -49,31 +41,31 @@ def address(value: object) -> str:
         raise BadRequest("'address' must be a string like '127.0.0.1:5000' or "
                          "'http://127.0.0.1:5000'")
     if not value.isprintable():  # urlsplit would silently drop a "\n" or a "\t"
-        raise BadRequest(f"address {shown(value)} holds a control character")
+        raise BadRequest(f"address {brief(value)} holds a control character")
     try:
         parts = urlsplit(value if "://" in value else f"http://{value}")
     except ValueError:  # an unclosed "[" of an IPv6 address
-        raise BadRequest(f"address {shown(value)} is not host:port") from None
+        raise BadRequest(f"address {brief(value)} is not host:port") from None
     # "?", "#" and "user@" would be dropped without a word (as "\n" once was): refuse them.
     if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or \
             any(mark in value for mark in "?#@"):
-        raise BadRequest(f"address {shown(value)} must be host:port or an http URL "
+        raise BadRequest(f"address {brief(value)} must be host:port or an http URL "
                          "without a path, query, fragment or user")
     try:
         port = parts.port
     except ValueError:
-        raise BadRequest(f"address {shown(value)} has a port outside 1-65535") from None
+        raise BadRequest(f"address {brief(value)} has a port outside 1-65535") from None
     host = parts.hostname or ""
     if port is None or not 1 <= port <= 65535:
-        raise BadRequest(f"address {shown(value)} needs a port in 1-65535")
+        raise BadRequest(f"address {brief(value)} needs a port in 1-65535")
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         if not HOSTNAME.fullmatch(host):
-            raise BadRequest(f"address {shown(value)} has an invalid host {shown(host)}") from None
+            raise BadRequest(f"address {brief(value)} has an invalid host {brief(host)}") from None
         return f"{host}:{port}"
     if "%" in host:  # an IPv6 zone ("fe80::1%eth0") names an interface, not a host
-        raise BadRequest(f"address {shown(value)} has a zone (%...); give a plain IP address")
+        raise BadRequest(f"address {brief(value)} has a zone (%...); give a plain IP address")
     return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
@@ -84,7 +76,7 @@ def metadata(value: object) -> dict:
         raise BadRequest("'metadata' must be a JSON object of small values")
     for key, item in value.items():
         if not isinstance(item, str | int | float | bool | type(None)):
-            raise BadRequest(f"metadata {shown(key)} must be a string, number, boolean or null")
+            raise BadRequest(f"metadata {brief(key)} must be a string, number, boolean or null")
     try:
         size = len(json.dumps(value, allow_nan=False))
     except ValueError:  # NaN or infinity: stored, it would be re-emitted as invalid JSON
@@ -111,7 +103,7 @@ def registration(body: object) -> tuple[str, dict, float]:
                          "(and optional 'metadata', 'ttl')")
     unknown = set(body) - {"address", "metadata", "ttl"}
     if unknown:
-        raise BadRequest(f"unknown field(s) {shown(sorted(unknown))}; "
+        raise BadRequest(f"unknown field(s) {brief(sorted(unknown))}; "
                          "expected 'address', 'metadata', 'ttl'")
     if "address" not in body:
         raise BadRequest("missing field 'address'")
@@ -122,5 +114,5 @@ def version(value: str | None, what: str = "since") -> int | None:
     if value is None or value == "":
         return None
     if not (value.isascii() and value.isdigit()) or len(value) > MAX_VERSION_DIGITS:
-        raise BadRequest(f"{what!r} must be a non-negative whole number, got {shown(value)}")
+        raise BadRequest(f"{what!r} must be a non-negative whole number, got {brief(value)}")
     return int(value)

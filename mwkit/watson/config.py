@@ -18,18 +18,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mwkit.errors import WatsonConfigError as ConfigError
+from mwkit.errors import brief
 from mwkit.names import InvalidName, check_identifier, check_service_name
 
 #: How an instance is checked unless its microwizard.yml or datawire.conf says otherwise
 #: (seconds; rise and fall in consecutive checks). One place, used by the spec as well.
 DEFAULT_PERIOD, DEFAULT_TIMEOUT, DEFAULT_RISE, DEFAULT_FALL = 1.0, 0.5, 1, 2
-
-
-def brief(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters: an error names a value, it does not
-    reprint a file (the spec's errors use it too)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _http_url(url: str) -> bool:

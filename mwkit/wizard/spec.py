@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from mwkit import contract
-from mwkit.errors import SpecError, WatsonConfigError
+from mwkit.errors import SpecError, WatsonConfigError, brief
 from mwkit.names import InvalidName, check_service_name
 from mwkit.watson.config import (
     DEFAULT_FALL,
@@ -25,7 +25,6 @@ from mwkit.watson.config import (
     DEFAULT_RISE,
     DEFAULT_TIMEOUT,
     WatsonConfig,
-    brief,
 )
 
 KNOWN_LINKS = ("directory", "database")
