@@ -4,7 +4,9 @@ The same closed-loop client (``CONCURRENCY`` keep-alive connections in one async
 each sending its next request as soon as the last one is answered) drives both:
 
 - the Directory: a registration is ``PUT /v1/services/bench/instances/<id>`` of a new
-  instance; a heartbeat is ``POST .../<id>/heartbeat`` of one of the registered ones;
+  instance (or, once a service holds its cap of 1,000, of one already there with a new
+  address: a change pushed all the same); a heartbeat is ``POST .../<id>/heartbeat`` of
+  one of the registered ones;
 - etcd, through its gRPC gateway: a registration is a lease grant plus a put of the
   instance's key on that lease (what an etcd client does); a heartbeat is one
   ``/v3/lease/keepalive`` of one of those leases.
@@ -27,6 +29,7 @@ from benchmarks.common import Figure, Metric, at_least
 from benchmarks.rawhttp import Client
 from benchmarks.streams import instance_body
 from mwkit.directory import run_directory
+from mwkit.directory.registry import MAX_INSTANCES_PER_SERVICE
 
 CONCURRENCY = 32
 WINDOW = 1.0
@@ -70,8 +73,11 @@ def directory_work(prefix: str, services: int):
     registered: list[str] = []
 
     async def register(client: Client, number: int):
-        path = f"/v1/services/{service_of(prefix, number, services)}/instances/i{number}"
-        await client.call("PUT", path, instance_body(number))
+        # A service holds at most MAX_INSTANCES_PER_SERVICE instances: past that, an
+        # instance registers again with a new address, a change pushed like a registration.
+        slot = number % (MAX_INSTANCES_PER_SERVICE * services)
+        path = f"/v1/services/{service_of(prefix, number, services)}/instances/i{slot}"
+        await client.call("PUT", path, instance_body(slot, change=number))
         registered.append(path)
 
     async def heartbeat(client: Client, number: int):
