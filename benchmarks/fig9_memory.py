@@ -147,7 +147,7 @@ def host_side(containers: list) -> list[psutil.Process]:
 def read_containers(stack: Stack, reading: Reading) -> None:
     """Every container labelled with the workdir, and Docker's host side for them."""
     filters = {"label": ["mwkit.managed=1", f"mwkit.workdir={stack.workdir.resolve()}"]}
-    containers = stack.runtime.client.containers.list(filters=filters)
+    containers = stack.runtime.client.containers.list(ignore_removed=True, filters=filters)
     with ThreadPoolExecutor(max(1, len(containers))) as pool:  # about 1 s each
         stats = list(pool.map(lambda c: c.stats(stream=False), containers))
     keys = [c.labels.get("mwkit.instance") or c.labels.get("mwkit.role") or c.name

@@ -84,7 +84,7 @@ def kit_containers(workdirs_under: list[str]) -> list[str]:
         return []
     from mwkit.wizard.engine import docker_client
 
-    return [c.name for c in docker_client().containers.list(
+    return [c.name for c in docker_client().containers.list(ignore_removed=True,
         all=True, filters={"label": "mwkit.managed=1"})
         if c.labels.get("mwkit.workdir", "").startswith(tuple(workdirs_under))]
 

@@ -39,7 +39,7 @@ def remains(stack: Stack) -> list:
     """What of this stack still runs: its process groups, or its containers."""
     if stack.runtime.name == "process":
         return list(groups_of(stack.workdir))
-    return stack.runtime.client.containers.list(
+    return stack.runtime.client.containers.list(ignore_removed=True,
         all=True, filters={"label": f"mwkit.workdir={stack.workdir}"})
 
 

@@ -42,7 +42,7 @@ def containers(workdir: Path) -> list[str]:
     """The names of the containers labelled with ``workdir`` (none without Docker)."""
     if docker() is None:
         return []
-    found = docker().containers.list(
+    found = docker().containers.list(ignore_removed=True,
         all=True, filters={"label": f"mwkit.workdir={workdir.resolve()}"})
     return [c.name for c in found]
 

@@ -34,7 +34,7 @@ def leftovers(stack) -> list:
     """Whatever of this stack still runs: process groups, or containers."""
     if stack.runtime.name == "process":
         return list(groups_of(stack.workdir))
-    return stack.runtime.client.containers.list(
+    return stack.runtime.client.containers.list(ignore_removed=True,
         all=True, filters={"label": f"mwkit.workdir={stack.workdir}"})
 
 

@@ -226,12 +226,18 @@ class DockerRuntime:
     def cleanup(self, workdir: Path, infrastructure: bool = False) -> list[str]:
         """Remove every container labelled with ``workdir`` (the Directory and the database
         too when asked, and then the workdir's network)."""
+        import docker.errors
+
         filters = {"label": ["mwkit.managed=1", f"mwkit.workdir={Path(workdir).resolve()}"]}
         removed = []
-        for container in self.client.containers.list(all=True, filters=filters):
+        # The stack's watchdog or a teardown may remove a container at the same time:
+        # one gone between the list and its read, or before its removal, is simply gone.
+        for container in self.client.containers.list(all=True, filters=filters,
+                                                     ignore_removed=True):
             if container.labels.get("mwkit.role") and not infrastructure:
                 continue
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
             removed.append(f"{container.labels.get('mwkit.instance', container.name)} "
                            f"(container {container.name})")
         for network in self._networks(workdir) if infrastructure else []:  # a full teardown
@@ -282,7 +288,8 @@ class DockerRuntime:
         parts = urlsplit(url)
         if parts.hostname not in ("127.0.0.1", "localhost"):
             return url
-        for container in self.client.containers.list(filters={"label": "mwkit.managed=1"}):
+        for container in self.client.containers.list(filters={"label": "mwkit.managed=1"},
+                                                     ignore_removed=True):
             for inside, bindings in (container.ports or {}).items():
                 if any(str(b.get("HostPort")) == str(parts.port) for b in bindings or []):
                     userinfo = parts.netloc.rpartition("@")[0]
