@@ -10,13 +10,12 @@ Run this after changing a lesson, then review the diff:
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
+from render_notebooks import execute  # the run `make render` makes: own workdir, torn down
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
@@ -42,19 +41,11 @@ def merged_streams(outputs: list) -> list:
 
 def record(path: Path) -> None:
     """Execute ``path`` in a workdir of its own (a learner's stack in ``.mwkit`` is left
-    alone), then keep only the checked cells' outputs."""
-    from mwkit.stack import teardown
-
-    notebook = nbformat.read(path, as_version=4)
+    alone), then keep only the checked cells' outputs; a failing notebook is not written."""
     with tempfile.TemporaryDirectory(prefix="mwkit-record-") as workdir:
-        os.environ["MWKIT_WORKDIR"] = workdir  # the kernel inherits it
-        client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                record_timing=False,
-                                resources={"metadata": {"path": str(path.parent)}})
-        try:
-            client.execute()
-        finally:
-            teardown(workdir, progress=lambda line: None)
+        notebook, error = execute(path, Path(workdir))
+    if error:
+        raise SystemExit(f"{path}: {error}; nothing recorded")
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     for position, cell in enumerate(code, 1):
         if is_checked(cell):  # its position: nbclient does not count empty cells
