@@ -101,11 +101,11 @@ class Sherlock:
             self._closed.wait(delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
-    def _apply(self, message: Message, now: float | None = None) -> None:
+    def _apply(self, message: Message) -> None:
         with self._changed:
             if message.kind == "snapshot":
                 if self.epoch is not None and message.epoch != self.epoch:
-                    self._keep_for_grace(time.monotonic() if now is None else now)
+                    self._keep_for_grace(time.monotonic())
                 services = message.data["services"]
                 for gone in set(self._table) - set(services):
                     del self._table[gone]
