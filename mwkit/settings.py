@@ -12,6 +12,7 @@ same thing wherever it is set (like Flask's one ``FLASK_`` prefix)::
     MWKIT_SHERLOCK_EJECT   1 (the default): it leaves out an instance that refused; 0: never
     MWKIT_DIRECTORY_URL    a Directory to use instead of the stack's
     MWKIT_DIRECTORY_TOKEN  the token the Directory's writes need
+                           (a stack makes a random one when it is unset)
     MWKIT_DEBUG            1: the CLI shows tracebacks
     MWKIT_LINKS            how printed and shown links reach the kit's pages: auto (the
                            default), direct, proxy, or Jupyter's base address (mwkit/links.py)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import threading
@@ -92,6 +93,9 @@ class Stack:
         self.foreground = foreground
         self.detach = detach or owner is not None
         self.owner = owner
+        #: What the Directory's writes need (register, renew, deregister): the one given in
+        #: settings (MWKIT_DIRECTORY_TOKEN), else a random one. Reads stay open.
+        self.directory_token = self.settings.directory_token or secrets.token_urlsafe(24)
         self.directory_url: str | None = None
         self.database_url: str | None = None
         self.monolith_url: str | None = None
@@ -136,7 +140,7 @@ class Stack:
             self._start_directory()
             self._start_database()
             self.wizard = Wizard(self.workdir, runtime=self.runtime,
-                                 directory_url=self.directory_url,
+                                 directory_url=self.directory_url, token=self.directory_token,
                                  database_url=self.database_url, progress=self.progress)
             self._write_stack_file()
             self._start_monolith()
@@ -186,10 +190,11 @@ class Stack:
 
     def _start_directory(self) -> None:
         self.progress(f"starting the Directory on the {self.runtime.name} runtime")
-        directory = self.runtime.start_directory(self.workdir)
+        directory = self.runtime.start_directory(self.workdir, self.directory_token)
         self._resources.callback(self.runtime.kill, directory.handle)
         self.directory_url = directory.url
-        self.progress(f"the Directory answers at {directory.url}")
+        self.progress(f"the Directory answers at {directory.url} (reads are open; writes "
+                      f"need its token, kept in {self.workdir / STACK_FILE}, yours only)")
 
     def _start_database(self) -> None:
         if "://" in self.database:
@@ -209,12 +214,14 @@ class Stack:
 
     def _write_stack_file(self) -> None:
         """What ``mwkit svrun`` and friends read to find this stack from another process;
-        readable by its owner only, since the database URL holds MariaDB's password."""
+        readable by its owner only, since it holds the Directory's token and the database
+        URL MariaDB's password."""
         from mwkit.wizard.state import write_private
 
         owner = os.getpid() if self.foreground else None
         guard = self._watchdog.pid if self._watchdog else None
         info = {"runtime": self.runtime.name, "directory_url": self.directory_url,
+                "directory_token": self.directory_token,
                 "database_url": self.database_url, "monolith_url": self.monolith_url,
                 "policy": self.policy, "retries": self.retries, "eject": self.eject,
                 "up_pid": owner,
@@ -238,6 +245,12 @@ class Stack:
 
         return PageReloads(f"{self.monolith_url}/popular.json", rate=rate, duration=duration,
                            count=count)
+
+    def directory(self):
+        """A client of this stack's Directory that may write (it holds the token)."""
+        from mwkit.directory import DirectoryClient
+
+        return DirectoryClient(self.directory_url, self.directory_token)
 
     def events(self):
         """The Directory's events on the traffic's clock (see :class:`mwkit.traffic.EventLog`)."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 import requests
 
@@ -108,6 +109,23 @@ def test_down_removes_a_stack_but_leaves_the_process_that_made_it(tmp_path):
         kernel.wait()
 
 
+def assert_writes_need_the_token(info: dict, workdir) -> None:
+    """``mwkit up`` made a token: the Watsons have it (their instance registered), a local
+    process without it can neither add an instance nor remove one, reads stay open, and
+    no command line of the stack shows it (``ps`` is readable by every user)."""
+    token, directory = info["directory_token"], info["directory_url"]
+    assert token and len(token) >= 24
+    instances = f"{directory}/v1/services/popularity/instances"
+    fake = requests.put(f"{instances}/fake", json={"address": "127.0.0.1:9"}, timeout=5)
+    assert fake.status_code == 401
+    assert requests.delete(f"{instances}/popularity-v1-1", timeout=5).status_code == 401
+    listed = requests.get(f"{directory}/v1/services/popularity", timeout=5)
+    assert [i["id"] for i in listed.json()["instances"]] == ["popularity-v1-1"]
+    for pgid in groups_of(workdir.resolve()):
+        for process in psutil.Process(pgid).children(recursive=True) + [psutil.Process(pgid)]:
+            assert token not in " ".join(process.cmdline())
+
+
 def test_mwkit_up_serves_until_mwkit_down_stops_it(tmp_path):
     env = {**os.environ, "MWKIT_WORKDIR": str(tmp_path / "work")}
     up = subprocess.Popen([sys.executable, "-m", "mwkit", "up", "--retries", "0", "--no-eject"],
@@ -135,6 +153,7 @@ def test_mwkit_up_serves_until_mwkit_down_stops_it(tmp_path):
 
         assert "popularity-v1-1 is registered" in mwkit("svrun", "popularity", "v1", "v1")
         assert "registered" in mwkit("status")
+        assert_writes_need_the_token(info, tmp_path / "work")
         mwkit("down")
         assert up.wait(timeout=30) == 0
     finally:
