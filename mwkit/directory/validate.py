@@ -36,7 +36,10 @@ def instance_id(value: str) -> str:
 
 
 def address(value: object) -> str:
-    """Normalise ``host:port`` or ``http://host:port`` to ``host:port``."""
+    """Normalise ``host:port`` or ``http://host:port`` to ``host:port``.
+
+    An ``https://`` address is refused, not stored as ``host:port``: Sherlock calls
+    instances over plain http, and would talk plain http to a TLS port."""
     if not isinstance(value, str) or not value:
         raise BadRequest("'address' must be a string like '127.0.0.1:5000' or "
                          "'http://127.0.0.1:5000'")
@@ -46,8 +49,11 @@ def address(value: object) -> str:
         parts = urlsplit(value if "://" in value else f"http://{value}")
     except ValueError:  # an unclosed "[" of an IPv6 address
         raise BadRequest(f"address {brief(value)} is not host:port") from None
+    if parts.scheme == "https":
+        raise BadRequest(f"address {brief(value)} is https: Sherlock calls instances over "
+                         "plain http; give host:port")
     # "?", "#" and "user@" would be dropped without a word (as "\n" once was): refuse them.
-    if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or \
+    if parts.scheme != "http" or parts.path not in ("", "/") or \
             any(mark in value for mark in "?#@"):
         raise BadRequest(f"address {brief(value)} must be host:port or an http URL "
                          "without a path, query, fragment or user")

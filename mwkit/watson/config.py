@@ -67,6 +67,9 @@ class WatsonConfig:
         if not _http_url(self.directory_url):
             raise ConfigError(f"[Datawire] directory_host {brief(self.directory_url)} is not a "
                               "Directory URL (http://host:port or host:port)")
+        if self.service_url.lower().startswith("https://"):
+            raise ConfigError(f"service_url {brief(self.service_url)} is https: Sherlock calls "
+                              "instances over plain http (give http://host:port)")
         if not (0 < self.period < math.inf and 0 < self.timeout < math.inf
                 and 0 <= self.drain < math.inf):  # comparisons with NaN are all False
             raise ConfigError("period and timeout must be finite numbers > 0, drain >= 0")

@@ -94,6 +94,7 @@ BAD = [
      "finite"),
     ("popularity", "svcnl%0A", b'{"address": "127.0.0.1:5001"}', 400, "instance id"),
     ("svcnl%0A", "p1", b'{"address": "127.0.0.1:5001"}', 400, "must match"),
+    ("popularity", "p1", b'{"address": "https://127.0.0.1:5001"}', 400, "plain http"),
 ]
 
 

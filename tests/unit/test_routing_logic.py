@@ -130,6 +130,8 @@ def test_watson_reads_the_original_datawire_conf(tmp_path):
      "health_check_url = u\ntimeout = inf\n", "finite"),
     ("[Datawire]\ndirectory_host = x:1\n[Watson]\nservice_name = x\nservice_url = u\n"
      "health_check_url = u\nttl = nan\n", "finite"),
+    ("[Datawire]\ndirectory_host = x:1\n[Watson]\nservice_name = x\n"
+     "service_url = https://127.0.0.1:5001\nhealth_check_url = u\n", "plain http"),
 ])
 def test_bad_datawire_conf_is_named(tmp_path, body, message):
     conf = tmp_path / "datawire.conf"
