@@ -36,7 +36,13 @@ RESERVED_ENV = frozenset({"PATH", "PYTHONPATH", contract.HOST, contract.PORT, co
                           contract.DATABASE_URL})
 RESERVED_ENV_PREFIX = "MWKIT_"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TOP_KEYS = ("service_name", "service_port", "service_links", "health_check", "env")
+#: A container's limits unless ``limits:`` says otherwise, and the least it may ask for
+#: (below them the supervisor, Watson and the service do not fit).
+DEFAULT_MEMORY, MIN_MEMORY, MAX_MEMORY = 256 * 2**20, 32 * 2**20, 2**40
+DEFAULT_PIDS, MIN_PIDS, MAX_PIDS = 256, 32, 65536
+MEMORY = re.compile(r"([0-9]{1,13})([kmg]?)", re.IGNORECASE)  # ASCII digits only
+UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+TOP_KEYS = ("service_name", "service_port", "service_links", "health_check", "env", "limits")
 REQUIRED_KEYS = ("service_name", "service_port")
 
 
@@ -52,6 +58,17 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What each of the service's containers may use (the Docker runtime applies them;
+    processes run unlimited). ``read_only_root``: the container writes only to its state
+    folder and a small ``/tmp``, never to its own file system."""
+
+    memory: int = DEFAULT_MEMORY  # bytes
+    pids: int = DEFAULT_PIDS  # processes and threads together
+    read_only_root: bool = True
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """What ``microwizard/microwizard.yml`` says, plus where the service folder is."""
 
@@ -61,6 +78,7 @@ class ServiceSpec:
     health_check: HealthCheck
     env: dict[str, str]
     folder: Path
+    limits: Limits = Limits()
 
     @property
     def mw_sh(self) -> Path:
@@ -129,6 +147,35 @@ def _env(where: Path, raw: object) -> dict[str, str]:
     return env
 
 
+def _memory(where: Path, raw: object) -> int:
+    """``256m``, ``1g``, ``65536k`` or a number of bytes, within MIN_MEMORY and MAX_MEMORY."""
+    expected = "a size such as 256m or 1g (k, m or g; from 32m to 1024g)"
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise _wrong(where, "limits.memory", expected, raw)
+    match = MEMORY.fullmatch(str(raw).strip())
+    size = int(match[1]) * UNITS[match[2].lower()] if match else 0
+    if not MIN_MEMORY <= size <= MAX_MEMORY:
+        raise _wrong(where, "limits.memory", expected, raw)
+    return size
+
+
+def _limits(where: Path, raw: object) -> Limits:
+    if not isinstance(raw, dict):
+        raise _wrong(where, "limits", "a mapping (memory, pids, read_only_root)", raw)
+    known = ("memory", "pids", "read_only_root")
+    for key in raw:
+        if key not in known:
+            raise _unknown_key(where, "limits.", key, known)
+    pids = raw.get("pids", DEFAULT_PIDS)
+    if isinstance(pids, bool) or not isinstance(pids, int) or not MIN_PIDS <= pids <= MAX_PIDS:
+        raise _wrong(where, "limits.pids", f"a whole number from {MIN_PIDS} to {MAX_PIDS}", pids)
+    read_only_root = raw.get("read_only_root", True)
+    if not isinstance(read_only_root, bool):
+        raise _wrong(where, "limits.read_only_root", "true or false", read_only_root)
+    return Limits(memory=_memory(where, raw.get("memory", DEFAULT_MEMORY)), pids=pids,
+                  read_only_root=read_only_root)
+
+
 def _links(where: Path, raw: object) -> tuple[str, ...]:
     if not isinstance(raw, list):
         raise _wrong(where, "service_links", f"a list of {' and '.join(KNOWN_LINKS)}", raw)
@@ -187,6 +234,7 @@ def load_spec(service_folder: Path) -> ServiceSpec:
         health_check=_health_check(where, raw.get("health_check", {})),
         env=_env(where, raw.get("env", {})),
         folder=folder,
+        limits=_limits(where, raw.get("limits", {})),
     )
     for needed in (spec.mw_sh, spec.datawire_template):
         if not needed.is_file():

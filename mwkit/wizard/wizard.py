@@ -244,10 +244,10 @@ class Wizard:
 
         return LaunchPlan(
             instance_id=instance.id, service=instance.service, tag=instance.tag,
-            commit=instance.commit, folder=done.folder, read_only=done.read_only,
+            commit=instance.commit, folder=done.folder,
             instance_dir=Path(instance.instance_dir), workdir=self.workdir,
             service_port=spec.port, health_path=spec.health_check.path, env=env,
-            render_conf=render_conf,
+            render_conf=render_conf, limits=spec.limits,
         )
 
     def _await(self, instance: Instance, handle: Handle, timeout: float) -> None:

@@ -85,11 +85,12 @@ def test_an_instance_is_a_labelled_container_without_the_docker_socket(wizard, r
     assert (row.phase, row.address, row.runtime) == ("registered", entry["address"], "docker")
 
 
-def test_uncommitted_mounts_the_working_tree_writable(wizard, runtime):
+def test_uncommitted_mounts_the_working_tree_read_only(wizard, runtime):
+    """The learner's own files: the instance reads them and may not change them."""
     wizard.svrun("live", "dev", "UNCOMMITTED")
     [container] = containers(runtime, wizard.workdir)
     mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
-    assert mounts["/usr/src/service"]["RW"] is True
+    assert mounts["/usr/src/service"]["RW"] is False
     assert mounts["/usr/src/service"]["Source"] == str(wizard.sources["live"].repo)
 
 

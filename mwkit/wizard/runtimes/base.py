@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mwkit.contract import PHASE_FILE, STOP_FILE
+from mwkit.wizard.spec import Limits
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,13 @@ class LaunchPlan:
     tag: str
     commit: str
     folder: Path  # the checked-out service folder (holds microwizard/)
-    read_only: bool  # a commit export shared by several instances
     instance_dir: Path  # <workdir>/instances/<id>: log, datawire.conf, state/
     workdir: Path
     service_port: int  # the port the service listens on inside a container
     health_path: str
     env: dict[str, str]  # the service's environment (spec env, links, MWKIT_*)
     render_conf: Callable[[str, str], str]
+    limits: Limits = Limits()  # what a container may use (microwizard.yml's limits:)
 
     @property
     def state_dir(self) -> Path:

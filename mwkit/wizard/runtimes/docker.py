@@ -34,6 +34,7 @@ from mwkit.errors import DockerUnavailable, WizardError
 from mwkit.settings import KIT_ROOT
 from mwkit.wizard.database import MARIADB_IMAGE, mariadb_container
 from mwkit.wizard.runtimes.base import Directory, Handle, LaunchPlan
+from mwkit.wizard.spec import Limits
 
 IMAGE = "mwkit/base:latest"
 SERVICE_DIR = "/usr/src/service"
@@ -41,6 +42,13 @@ STATE_DIR = "/var/lib/mwkit/instance"
 CONF_PATH = "/etc/mwkit/datawire.conf"
 KIT_DIR = "/opt/mwkit"
 MANAGED = {"mwkit.managed": "1"}
+#: Who runs in the kit's containers when this machine's user is root: a fixed unprivileged
+#: uid and gid (the image needs no entry for it in /etc/passwd).
+CONTAINER_UID = 10001
+#: The one writable place of a read-only root file system besides the state folder.
+TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m"}
+#: The Directory keeps every instance of every service and a queue per subscriber.
+DIRECTORY_LIMITS = Limits(memory=512 * 2**20)
 
 
 def stack_id(workdir: Path) -> str:
@@ -63,11 +71,40 @@ def kit_mounts() -> dict[str, dict]:
 
 
 def sqlite_mount(database_url: str) -> dict[str, dict]:
-    """A SQLite database's folder, mounted at the same path (its URL then works inside)."""
+    """A SQLite database's folder, mounted at the same path (its URL then works inside);
+    the container's user may write there (SQLite adds its journal beside the file)."""
     if not database_url.startswith("sqlite:///"):
         return {}
-    folder = str(Path(database_url.removeprefix("sqlite:///")).parent)
-    return {folder: {"bind": folder, "mode": "rw"}}
+    folder = Path(database_url.removeprefix("sqlite:///")).parent
+    give_to_container_user(folder, *folder.glob("*.db*"))
+    return {str(folder): {"bind": str(folder), "mode": "rw"}}
+
+
+def container_user() -> tuple[int, int]:
+    """(uid, gid) that runs in the kit's containers: this machine's user, so the files an
+    instance leaves in its bind-mounted state folder are the user's; never root (when the
+    user is root, :data:`CONTAINER_UID`)."""
+    uid = getattr(os, "getuid", lambda: 0)()
+    return (uid, os.getgid()) if uid != 0 else (CONTAINER_UID, CONTAINER_UID)
+
+
+def give_to_container_user(*paths: Path) -> None:
+    """Let the container's user write ``paths`` (only needed, and only possible, when this
+    machine's user is root: otherwise the container runs as their owner already)."""
+    if getattr(os, "getuid", lambda: 1)() == 0:
+        for path in paths:
+            os.chown(path, *container_user())
+
+
+def locked_down(limits: Limits) -> dict:
+    """The ``containers.run`` options of every kit container: not root, no capabilities,
+    no privilege gained through setuid files, bounded memory (no swap beyond it) and
+    processes, and a read-only root file system with a small tmpfs on /tmp unless the
+    service's ``limits: {read_only_root: false}`` says otherwise."""
+    uid, gid = container_user()
+    return {"user": f"{uid}:{gid}", "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "mem_limit": limits.memory, "memswap_limit": limits.memory,
+            "pids_limit": limits.pids, "read_only": limits.read_only_root, "tmpfs": TMPFS}
 
 
 class DockerRuntime:
@@ -149,23 +186,28 @@ class DockerRuntime:
         # checks the service from inside the same container.
         plan.conf_path.write_text(plan.render_conf(
             f"http://{name}:{port}", f"http://127.0.0.1:{port}{plan.health_path}"))
+        give_to_container_user(plan.state_dir, plan.conf_path)
         metadata = {**json.loads(plan.env.get(contract.METADATA, "{}")),
                     "published": f"127.0.0.1:{host_port}"}
+        # Only what the wizard planned (the spec's env:, the contract) and where things are
+        # in here; nothing of this machine's environment. The image adds PATH and LANG.
         env = {
             **plan.env,
             contract.HOST: "0.0.0.0",
             contract.PORT: str(port),
             contract.PYTHON: "python3",
             "PYTHONPATH": KIT_DIR,
-            "PYTHONDONTWRITEBYTECODE": "1",  # never root-owned __pycache__ in a working tree
+            "PYTHONDONTWRITEBYTECODE": "1",  # the checkout is read-only: no __pycache__
+            "HOME": "/tmp",  # the user has no home; the tmpfs is writable
             contract.STATE_DIR: STATE_DIR,
             contract.WATSON_CONFIG: CONF_PATH,
             contract.ADVERTISE_HOST: "container-ip",
             contract.METADATA: json.dumps(metadata),
-            contract.HOST_UID: str(os.getuid()),
         }
+        # The checkout is read-only also for UNCOMMITTED (the learner's working tree): an
+        # instance writes only to its state folder (and /tmp).
         volumes = {
-            str(plan.folder): {"bind": SERVICE_DIR, "mode": "ro" if plan.read_only else "rw"},
+            str(plan.folder): {"bind": SERVICE_DIR, "mode": "ro"},
             str(plan.state_dir): {"bind": STATE_DIR, "mode": "rw"},
             str(plan.conf_path): {"bind": CONF_PATH, "mode": "ro"},
             **kit_mounts(),
@@ -176,7 +218,7 @@ class DockerRuntime:
         container = self._run(
             name, plan.workdir, labels, command=["python3", "-m", "mwkit.wizard.supervisor"],
             working_dir=SERVICE_DIR, environment=env, volumes=volumes,
-            ports={f"{port}/tcp": ("127.0.0.1", host_port)})
+            ports={f"{port}/tcp": ("127.0.0.1", host_port)}, **locked_down(plan.limits))
         container.reload()
         networks = container.attrs["NetworkSettings"]["Networks"]
         ip = networks[network_name(plan.workdir)]["IPAddress"]
@@ -256,7 +298,8 @@ class DockerRuntime:
             name, workdir, {"mwkit.role": "directory"},
             command=directory_command("0.0.0.0", DIRECTORY_PORT, python="python3"),
             environment={"PYTHONPATH": KIT_DIR, contract.DIRECTORY_TOKEN: token or ""},
-            volumes=kit_mounts(), ports={f"{DIRECTORY_PORT}/tcp": ("127.0.0.1", host_port)})
+            volumes=kit_mounts(), ports={f"{DIRECTORY_PORT}/tcp": ("127.0.0.1", host_port)},
+            **locked_down(DIRECTORY_LIMITS))
         url = f"http://127.0.0.1:{host_port}"
         handle = Handle(runtime=self.name, instance_id="directory",
                         instance_dir=str(workdir / "directory"), container=container.id,
