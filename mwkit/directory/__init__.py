@@ -3,6 +3,8 @@
 - :mod:`mwkit.directory.registry`: the state (instances, leases, versions), pure logic.
 - :mod:`mwkit.directory.server`: the HTTP API and the push stream (aiohttp).
 - :mod:`mwkit.directory.client`: the client that Watson, Sherlock and notebooks use.
+- :mod:`mwkit.directory.etcd`: the same client over an etcd cluster (``etcd://`` URLs);
+  :func:`directory_client` picks one by the URL.
 """
 
 from __future__ import annotations
@@ -18,10 +20,21 @@ from mwkit.directory.client import DirectoryClient, DirectoryError, Message
 from mwkit.procs import free_port, spawn, stop_group, wait_for_http
 
 __all__ = ["DIRECTORY_PORT", "DirectoryClient", "DirectoryError", "Message",
-           "directory_command", "run_directory", "start_directory"]
+           "directory_client", "directory_command", "run_directory", "start_directory"]
 
 #: The Directory's port where it has one of its own (``mwkit directory``, a container).
 DIRECTORY_PORT = 5353
+
+
+def directory_client(url: str, token: str | None = None, timeout: float = 2.0):
+    """A client of the Directory at ``url``: the kit's own (``http://host:port`` or
+    ``host:port``), or an etcd cluster (``etcd://host:port[,host:port...]``, see
+    :mod:`mwkit.directory.etcd`). Both have the same methods."""
+    from mwkit.directory.etcd import EtcdDirectoryClient, is_etcd_url
+
+    if is_etcd_url(url):
+        return EtcdDirectoryClient(url, token, timeout)
+    return DirectoryClient(url, token, timeout)
 
 
 def directory_command(host: str, port: int, python: str = sys.executable) -> list[str]:

@@ -21,11 +21,11 @@ Three settings say how much Sherlock protects its caller, and each can be turned
 see what it prevents (the "break it" runs of notebooks 06 and 07):
 
 - ``policy``: how an instance is picked (:mod:`mwkit.sherlock.policies`);
-- ``retries``: how many other instances an idempotent call refused by one instance is
-  sent to (0: the caller gets the failure);
-- ``eject``: whether an instance that refused a connection is left out for a while
-  (False: it keeps getting calls until the Directory drops it, as with a router that
-  only follows the registry).
+- ``retries``: how many other instances an idempotent call refused by one instance (or
+  not answered in time) is sent to (0: the caller gets the failure);
+- ``eject``: whether an instance that refused a connection or timed out is left out for
+  a while (False: it keeps getting calls until the Directory drops it, as with a router
+  that only follows the registry).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import time
 
 import requests
 
-from mwkit.directory.client import DirectoryClient, DirectoryError, Message
+from mwkit.directory import DirectoryError, Message, directory_client
 from mwkit.errors import InvalidInput, NoInstances
 from mwkit.sherlock.adapter import SherlockAdapter
 from mwkit.sherlock.calls import CallLog, CallRecord
@@ -65,7 +65,7 @@ class Sherlock:
     ) -> None:
         if retries < 0:
             raise InvalidInput(f"Sherlock's retries must be 0 or more, not {retries}")
-        self.directory = DirectoryClient(directory_url, token, timeout=connect_timeout * 4)
+        self.directory = directory_client(directory_url, token, timeout=connect_timeout * 4)
         self.policy_name = policy
         make_policy(policy)  # fail now on an unknown name
         self.timeout, self.connect_timeout, self.retries = timeout, connect_timeout, retries
@@ -192,8 +192,8 @@ class Sherlock:
 
     def release(self, endpoint: Endpoint, started_wall: float, began_monotonic: float,
                 outcome: str, status: int | None, attempt: int) -> None:
-        """Record how one attempt went: statistics, ejection (unless ``eject`` is off),
-        and the call log.
+        """Record how one attempt went: statistics, ejection of an instance that refused
+        or timed out (unless ``eject`` is off), and the call log.
 
         ``started_wall`` is when the whole call started, from ``time.time()`` (the call
         log's ``time``); ``began_monotonic`` is when this attempt began, from
@@ -204,7 +204,7 @@ class Sherlock:
         with self._lock:
             endpoint.outstanding -= 1
             endpoint.record(latency, outcome == "ok", now)
-            if outcome == "refused" and self.eject:
+            if outcome in ("refused", "timeout") and self.eject:
                 endpoint.eject(now)
         self.calls.append(CallRecord(started_wall, endpoint.service, endpoint.id,
                                      endpoint.address, latency, outcome, status, attempt))

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from mwkit.directory.client import DirectoryClient, DirectoryError
+from mwkit.directory import DirectoryError, directory_client
 from mwkit.watson.config import WatsonConfig
 
 log = logging.getLogger("mwkit.watson")
@@ -38,7 +38,7 @@ class Watson:
         self.transitions: list[tuple[float, str]] = []
         self._successes = self._failures = 0
         self._ever_live = False
-        self._directory = DirectoryClient(config.directory_url, config.token,
+        self._directory = directory_client(config.directory_url, config.token,
                                           timeout=max(config.timeout, 1.0))
         self._health = requests.Session()
         self._stop = threading.Event()

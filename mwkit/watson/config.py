@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mwkit.errors import DirectoryError, brief
 from mwkit.errors import WatsonConfigError as ConfigError
-from mwkit.errors import brief
 from mwkit.names import InvalidName, check_identifier, check_service_name
 
 #: How an instance is checked unless its microwizard.yml or datawire.conf says otherwise
@@ -36,6 +36,17 @@ def _http_url(url: str) -> bool:
         return False
     return parts.scheme in ("http", "https") and url.isprintable() and \
         re.fullmatch(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+", parts.hostname or "") is not None
+
+
+def _etcd_url(url: str) -> bool:
+    """``etcd://host:port[,host:port...]``: an etcd cluster as the Directory."""
+    from mwkit.directory.etcd import endpoints_of, is_etcd_url
+
+    try:
+        return is_etcd_url(url) and url.isprintable() and all(
+            _http_url(endpoint) for endpoint in endpoints_of(url))
+    except DirectoryError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -64,9 +75,10 @@ class WatsonConfig:
         for name in ("service_url", "health_check_url", "directory_url"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} is required")
-        if not _http_url(self.directory_url):
+        if not (_http_url(self.directory_url) or _etcd_url(self.directory_url)):
             raise ConfigError(f"[Datawire] directory_host {brief(self.directory_url)} is not a "
-                              "Directory URL (http://host:port or host:port)")
+                              "Directory URL (http://host:port, host:port, or "
+                              "etcd://host:port[,host:port...])")
         if self.service_url.lower().startswith("https://"):
             raise ConfigError(f"service_url {brief(self.service_url)} is https: Sherlock calls "
                               "instances over plain http (give http://host:port)")

@@ -1,0 +1,276 @@
+"""etcd as the Directory: the same client API, on keys with leases and a watch.
+
+A team that outgrows one laptop keeps its registry in a replicated store, not in one
+process. With a Directory URL of the form ``etcd://host:port[,host:port...]`` every part of
+the kit (Watson, Sherlock, the wizard, notebooks) talks to an etcd cluster through
+:class:`EtcdDirectoryClient`, which has the methods of
+:class:`mwkit.directory.client.DirectoryClient`. The ideas map one to one:
+
+==============================  =====================================================
+the kit's Directory             etcd
+==============================  =====================================================
+an instance with a lease        key ``/mwkit/services/<service>/<id>`` put with a lease
+register                        grant a lease (TTL in whole seconds), put the key on it
+heartbeat                       keep the lease alive (False once it expired: register)
+deregister                      delete the key and revoke the lease
+snapshot, then pushed changes   list the prefix, then watch it from the list's revision
+version, epoch                  revision, cluster id
+==============================  =====================================================
+
+:meth:`EtcdDirectoryClient.watch` is list-then-watch, the pattern of Kubernetes informers:
+it lists the prefix (one ``snapshot`` message), then watches from the next revision and
+turns each event into an ``update`` message carrying the service's whole list, as the
+Directory's stream does, so Sherlock needs no change. When the watch breaks or etcd says
+the revision was compacted, the stream ends; the caller reconnects and lists again, and
+meanwhile routes with the table it has. Another member of the cluster is tried when one
+does not answer.
+
+Why etcd's JSON gateway (``/v3/...`` over HTTP) and ``requests``, not a gRPC client: the
+gateway ships in every etcd, needs no generated code or gRPC wheels (the well-known Python
+clients pin old protobuf versions), and reads like the Directory's own HTTP API. The
+price is base64 keys and values, and a watch that is a stream of JSON lines.
+
+Values are checked here, before they are written, with the Directory's own checks
+(:mod:`mwkit.directory.validate`): etcd stores any bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import requests
+
+from mwkit.directory import validate
+from mwkit.directory.client import Message, Subscription, stream_socket
+from mwkit.errors import BadRequest, DirectoryError
+
+SCHEME = "etcd://"
+PREFIX = "/mwkit/services/"
+MIN_LEASE = 2  # seconds: etcd refuses shorter leases (it would lose them on a leader change)
+
+
+def is_etcd_url(url: str) -> bool:
+    return url.strip().lower().startswith(SCHEME)
+
+
+def endpoints_of(url: str) -> list[str]:
+    """``etcd://a:1,b:2`` -> ``["http://a:1", "http://b:2"]`` (the members to try, in order)."""
+    members = [member.strip() for member in url.strip()[len(SCHEME):].rstrip("/").split(",")]
+    if not members or not all(members):
+        raise DirectoryError(f"{url!r} is not an etcd URL: expected etcd://host:port[,host:port...]")
+    for member in members:
+        try:
+            port = urlsplit(f"http://{member}").port
+        except ValueError:
+            port = None
+        if port is None or "/" in member:
+            raise DirectoryError(f"{url!r}: member {member!r} is not host:port")
+    return [f"http://{member}" for member in members]
+
+
+def b64(data: str) -> str:
+    return base64.b64encode(data.encode()).decode()
+
+
+def unb64(data: str) -> str:
+    return base64.b64decode(data).decode()
+
+
+def prefix_end(prefix: str) -> str:
+    """The end of the key range holding every key that starts with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def instance_key(service: str, instance_id: str) -> str:
+    return f"{PREFIX}{service}/{instance_id}"
+
+
+def lease_seconds(ttl: float) -> int:
+    """etcd counts a lease in whole seconds: round up, and at least :data:`MIN_LEASE`."""
+    return max(MIN_LEASE, math.ceil(ttl))
+
+
+class EtcdDirectoryClient:
+    """Register, renew, deregister, read and watch instances in an etcd cluster.
+
+    ``token`` is accepted for the Directory client's signature and ignored: this etcd runs
+    without authentication on loopback (see the README's security model).
+    """
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 2.0) -> None:
+        self.url = url.strip()
+        self.endpoints = endpoints_of(self.url)
+        self.token = token
+        self.timeout = timeout
+        self.session = requests.Session()
+        self._leases: dict[tuple[str, str], str] = {}  # (service, id) -> lease id
+        self._lock = threading.Lock()
+        self._stream_socket: socket.socket | None = None
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> EtcdDirectoryClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- one call, to the first member that answers -----------------------------------
+
+    def _post(self, path: str, body: dict, **options) -> requests.Response:
+        options.setdefault("timeout", self.timeout)
+        errors = []
+        for endpoint in list(self.endpoints):
+            try:
+                response = self.session.post(endpoint + path, json=body, **options)
+            except requests.RequestException as error:
+                errors.append(f"{endpoint}: {type(error).__name__}")
+                continue
+            if response.status_code >= 500 and len(errors) + 1 < len(self.endpoints):
+                errors.append(f"{endpoint}: {response.status_code}")  # e.g. no leader yet
+                continue
+            if response.status_code >= 400:
+                raise DirectoryError(f"etcd {path}: {response.status_code} "
+                                     f"{response.text[:200]}")
+            if errors:  # ask the member that answered first, next time
+                with self._lock:
+                    self.endpoints = [endpoint] + [e for e in self.endpoints if e != endpoint]
+            return response
+        raise DirectoryError(f"no etcd member of {self.url} answered ({'; '.join(errors)})")
+
+    # --- writes ------------------------------------------------------------------------
+
+    def register(self, service: str, instance_id: str, address: str,
+                 metadata: dict | None = None, ttl: float | None = None) -> dict:
+        """Put the instance's key on a new lease (and let the old lease, if any, go)."""
+        try:
+            service, instance_id = validate.service_name(service), validate.instance_id(
+                instance_id)
+            address, metadata = validate.address(address), validate.metadata(metadata)
+            ttl = validate.ttl(ttl)
+        except BadRequest as error:
+            raise DirectoryError(f"register {service}/{instance_id}: {error}") from None
+        lease = self._post("/v3/lease/grant", {"TTL": lease_seconds(ttl)}).json()["ID"]
+        instance = {"service": service, "id": instance_id, "address": address,
+                    "url": f"http://{address}", "metadata": metadata,
+                    "ttl": float(lease_seconds(ttl)), "registered_at": time.time()}
+        self._post("/v3/kv/put", {"key": b64(instance_key(service, instance_id)),
+                                  "value": b64(json.dumps(instance)), "lease": lease})
+        with self._lock:
+            old = self._leases.get((service, instance_id))
+            self._leases[(service, instance_id)] = lease
+        if old:
+            self._revoke(old)
+        return instance
+
+    def heartbeat(self, service: str, instance_id: str) -> bool:
+        """Keep the instance's lease alive; False when it expired (register again)."""
+        lease = self._leases.get((service, instance_id))
+        if lease is None:
+            return False
+        answer = self._post("/v3/lease/keepalive", {"ID": lease}).json()
+        return int(answer.get("result", {}).get("TTL", 0)) > 0
+
+    def deregister(self, service: str, instance_id: str) -> bool:
+        deleted = self._post("/v3/kv/deleterange",
+                             {"key": b64(instance_key(service, instance_id))}).json()
+        with self._lock:
+            lease = self._leases.pop((service, instance_id), None)
+        if lease:
+            self._revoke(lease)
+        return int(deleted.get("deleted", 0)) > 0
+
+    def _revoke(self, lease: str) -> None:
+        with contextlib.suppress(DirectoryError):  # gone already: it expired
+            self._post("/v3/lease/revoke", {"ID": lease})
+
+    # --- reads -------------------------------------------------------------------------
+
+    def _list(self) -> tuple[dict[str, list[dict]], dict]:
+        """Every instance under the prefix, by service, and the answer's header."""
+        answer = self._post("/v3/kv/range", {"key": b64(PREFIX),
+                                             "range_end": b64(prefix_end(PREFIX))}).json()
+        services: dict[str, list[dict]] = {}
+        for kv in answer.get("kvs", []):
+            instance = json.loads(unb64(kv["value"]))
+            services.setdefault(instance["service"], []).append(instance)
+        for instances in services.values():
+            instances.sort(key=lambda instance: instance["id"])
+        return services, answer["header"]
+
+    def health(self) -> dict:
+        answer = self.session.get(self.endpoints[0] + "/health", timeout=self.timeout)
+        return {"status": "ok" if answer.ok and answer.json().get("health") == "true"
+                else "unhealthy", "etcd": self.endpoints[0]}
+
+    def services(self) -> dict[str, list[dict]]:
+        return self._list()[0]
+
+    def instances(self, service: str) -> list[dict]:
+        return self._list()[0].get(service, [])
+
+    # --- the push stream ---------------------------------------------------------------
+
+    def watch(self, since: int | None = None, epoch: str | None = None,
+              read_timeout: float = 30.0) -> Iterator[Message]:
+        """List, then watch: a ``snapshot`` message, then one ``update`` per change.
+
+        ``since`` and ``epoch`` are accepted for the Directory client's signature: every
+        (re)connection lists again, which is what etcd's own clients do after a compaction.
+        An idle watch carries nothing, so after ``read_timeout`` seconds of silence (or
+        when the member goes away) the stream simply ends and the caller lists again: a
+        member that is gone then shows as an error of the list, not of the stream.
+        """
+        services, header = self._list()
+        epoch, revision = str(header["cluster_id"]), int(header["revision"])
+        yield Message("snapshot", {"epoch": epoch, "version": revision, "services": services})
+        request = {"create_request": {"key": b64(PREFIX), "range_end": b64(prefix_end(PREFIX)),
+                                      "start_revision": revision + 1}}
+        response = self._post("/v3/watch", request, stream=True,
+                              timeout=(self.timeout, read_timeout))
+        self._stream_socket = stream_socket(response)
+        try:
+            with response:
+                for line in response.iter_lines():
+                    result = json.loads(line).get("result", {})
+                    if result.get("canceled") or result.get("compact_revision"):
+                        return  # compacted away: the caller lists again
+                    for event in result.get("events", []):
+                        service = unb64(event["kv"]["key"])[len(PREFIX):].partition("/")[0]
+                        known = {i["id"]: i for i in services.get(service, [])}
+                        if event.get("type") == "DELETE":
+                            known.pop(unb64(event["kv"]["key"]).rpartition("/")[2], None)
+                        else:
+                            instance = json.loads(unb64(event["kv"]["value"]))
+                            known[instance["id"]] = instance
+                        services[service] = sorted(known.values(), key=lambda i: i["id"])
+                        yield Message("update", {
+                            "epoch": epoch, "version": int(event["kv"].get("mod_revision", 0)),
+                            "service": service, "instances": services[service]})
+                        if not services[service]:
+                            del services[service]
+        except requests.RequestException:
+            return  # silence, or the member went away: the caller lists again
+        finally:
+            self._stream_socket = None
+
+    def subscribe(self, since: int | None = None, epoch: str | None = None) -> Subscription:
+        """The stream read in a background thread (see :class:`Subscription`)."""
+        return Subscription(EtcdDirectoryClient(self.url, self.token, self.timeout),
+                            since, epoch)
+
+    def interrupt(self) -> None:
+        """End a ``watch`` blocked in another thread."""
+        sock = self._stream_socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)

@@ -1,0 +1,130 @@
+"""A real etcd cluster on loopback: three members by default, from Debian's ``etcd-server``.
+
+Three members are the smallest cluster that survives the loss of one: a write needs a
+majority (two of three). :class:`EtcdCluster` starts them as local processes, each in a
+process group of its own with its data on tmpfs (``/dev/shm``) where there is one, and
+can kill and restart a member, so that a notebook or a test can show a registry that
+keeps working while a member is down.
+
+    with EtcdCluster(folder) as cluster:
+        sherlock = Sherlock(cluster.url)          # etcd://127.0.0.1:P1,127.0.0.1:P2,...
+        cluster.kill(0)                           # kill -9 one member: nothing fails
+        cluster.restart(0)
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mwkit.errors import DirectoryError
+from mwkit.procs import free_port, signal_group, spawn, stop_group, wait_for_http
+
+
+def etcd_binary() -> str:
+    """Where etcd is, or an error that says how to get it."""
+    path = shutil.which("etcd")
+    if path is None:
+        raise DirectoryError("etcd is not installed: install Debian's etcd-server "
+                             "(`apt-get install etcd-server`) or etcd's release binary")
+    return path
+
+
+@dataclass
+class Member:
+    name: str
+    client_port: int
+    peer_port: int
+    data: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+
+class EtcdCluster:
+    """``size`` etcd members on 127.0.0.1; ``url`` is what the kit's clients take."""
+
+    def __init__(self, folder: Path | str, size: int = 3,
+                 env: Mapping[str, str] | None = None) -> None:
+        if size < 1:
+            raise DirectoryError(f"an etcd cluster needs at least one member, not {size}")
+        self.folder = Path(folder)
+        self.env = dict(env or {})  # e.g. the runtime's marks, so that cleanup finds it
+        tmpfs = Path("/dev/shm")
+        self._data_root = Path(tempfile.mkdtemp(prefix="mwkit-etcd-",
+                                                dir=tmpfs if tmpfs.is_dir() else None))
+        self.members = [Member(f"m{i}", free_port(), free_port(), self._data_root / f"m{i}")
+                        for i in range(size)]
+
+    @property
+    def url(self) -> str:
+        return "etcd://" + ",".join(m.client_url.removeprefix("http://") for m in self.members)
+
+    def _command(self, member: Member, state: str) -> list[str]:
+        cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        return [etcd_binary(), "--name", member.name, "--data-dir", str(member.data),
+                "--listen-client-urls", member.client_url,
+                "--advertise-client-urls", member.client_url,
+                "--listen-peer-urls", member.peer_url,
+                "--initial-advertise-peer-urls", member.peer_url,
+                "--initial-cluster", cluster, "--initial-cluster-state", state,
+                "--initial-cluster-token", f"mwkit-{self._data_root.name}",
+                "--log-level", "warn", "--logger", "zap"]
+
+    def _spawn(self, member: Member, state: str) -> None:
+        member.process = spawn(self._command(member, state), env=self.env,
+                               log_path=self.folder / f"etcd-{member.name}.log")
+
+    def start(self, timeout: float = 30.0) -> EtcdCluster:
+        """Start every member at once (each waits for a majority), then wait for all."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            for member in self.members:
+                self._spawn(member, "new")
+            for member in self.members:
+                wait_for_http(f"{member.client_url}/health", timeout, proc=member.process,
+                              log_path=self.folder / f"etcd-{member.name}.log")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def kill(self, index: int) -> None:
+        """kill -9 one member (its data stays: :meth:`restart` brings it back)."""
+        member = self.members[index]
+        if member.process is not None:
+            signal_group(member.process.pid, signal.SIGKILL)
+            member.process.wait()
+            member.process = None
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        """Start a killed member again on its data: it catches up from the others."""
+        member = self.members[index]
+        self._spawn(member, "existing")
+        wait_for_http(f"{member.client_url}/health", timeout, proc=member.process,
+                      log_path=self.folder / f"etcd-{member.name}.log")
+
+    def stop(self) -> None:
+        """Stop every member and remove the data."""
+        for member in self.members:
+            if member.process is not None:
+                stop_group(member.process, grace=5.0)
+                member.process = None
+        shutil.rmtree(self._data_root, ignore_errors=True)
+
+    def __enter__(self) -> EtcdCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,90 @@
+"""etcd as the Directory: real etcd members, real Watsons, a real Sherlock, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from mwkit.directory import directory_client
+from mwkit.directory.etcd import EtcdDirectoryClient, lease_seconds
+from mwkit.directory.etcd_cluster import EtcdCluster
+from mwkit.errors import DirectoryError
+from mwkit.sherlock import Sherlock
+from tests.e2e.test_discovery import steady_calls
+
+pytestmark = pytest.mark.etcd
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with EtcdCluster(tmp_path / "etcd", size=3) as three:
+        yield three
+
+
+def test_the_client_registers_lists_watches_and_expires(cluster):
+    client = directory_client(cluster.url)
+    assert isinstance(client, EtcdDirectoryClient)
+    client.register("popularity", "p1", "127.0.0.1:5001", {"tag": "v1"}, ttl=0.5)
+    with client.subscribe() as stream:
+        snapshot = stream.next(5)
+        assert snapshot.kind == "snapshot"
+        [listed] = snapshot.data["services"]["popularity"]
+        assert (listed["address"], listed["metadata"], listed["ttl"]) == (
+            "127.0.0.1:5001", {"tag": "v1"}, float(lease_seconds(0.5)))  # whole seconds, >= 2
+        client.register("popularity", "p2", "127.0.0.1:5002")
+        update = stream.next(5)
+        assert [i["id"] for i in update.data["instances"]] == ["p1", "p2"]
+        assert update.epoch == snapshot.epoch and update.version > snapshot.version
+        assert client.deregister("popularity", "p2")
+        assert [i["id"] for i in stream.next(5).data["instances"]] == ["p1"]
+        # p1 is never renewed: its lease runs out and etcd deletes its key
+        expired = stream.next(lease_seconds(0.5) + 3)
+        assert expired is not None and expired.data["instances"] == []
+    assert client.heartbeat("popularity", "p1") is False  # Watson would register again
+    assert client.services() == {}
+
+
+def test_bad_input_is_refused_before_etcd_is_written(cluster):
+    client = directory_client(cluster.url)
+    for service, instance, address, message in [
+        ("Popularity", "p1", "127.0.0.1:5001", "must match"),
+        ("popularity", "../x", "127.0.0.1:5001", "instance id"),
+        ("popularity", "p1", "127.0.0.1:99999", "outside 1-65535"),
+        ("popularity", "p1", "https://127.0.0.1:5001", "plain http"),
+    ]:
+        with pytest.raises(DirectoryError, match=message):
+            client.register(service, instance, address)
+    assert client.services() == {}
+    with pytest.raises(DirectoryError, match="not host:port"):
+        directory_client("etcd://127.0.0.1:2379,/x")
+
+
+def test_kill_9_of_an_etcd_member_loses_no_call(cluster, make_fleet):
+    """Watsons register into etcd, Sherlock lists and watches it; kill -9 the member every
+    client talks to first, under steady calls: no call fails, the table stays live (an
+    instance killed afterwards still leaves it when its lease expires), and the member
+    comes back."""
+    fleet = make_fleet(cluster.url)
+    instances = [fleet.start(name, ttl=2) for name in ("a", "b", "c")]
+    with Sherlock(cluster.url) as sherlock:
+        sherlock.wait_for("echo", 3)
+        session = sherlock.session()
+        answers = steady_calls(session, 200, during=lambda: cluster.kill(0), at=50)
+        assert [a for a in answers if not isinstance(a, str)] == []
+        assert set(answers[-50:]) == {"a", "b", "c"}
+
+        # kill -9 an instance and its Watson: nothing deregisters it, only its lease ends
+        os.killpg(instances[2].service.pid, signal.SIGKILL)
+        os.killpg(instances[2].watson.pid, signal.SIGKILL)
+        started = time.monotonic()
+        sherlock.wait_for("echo", 2, timeout=15)
+        assert time.monotonic() - started < lease_seconds(2) + 5
+        assert {i.id for i in sherlock.instances("echo")} == {"a", "b"}
+
+        cluster.restart(0)
+        fleet.start("d", ttl=2)
+        sherlock.wait_for("echo", 3, timeout=15)
+        assert [a for a in steady_calls(session, 30) if not isinstance(a, str)] == []
