@@ -56,9 +56,9 @@ class SherlockAdapter(HTTPAdapter):
                     # Read the body here, not later in Session.send: an instance killed
                     # between its headers and its body can then still be retried.
                     response.content  # noqa: B018 - reading it is the point
-            except requests.exceptions.ReadTimeout:
-                call.timed_out()
-                raise
+            except requests.exceptions.ReadTimeout as error:
+                call.timed_out(error)
+                continue
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
                 call.refused(error)
                 continue

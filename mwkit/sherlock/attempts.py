@@ -10,18 +10,21 @@ module decides where each attempt goes and what its outcome was::
         except Refused as reason:       # the instance did not answer at all
             call.refused(reason)        # ejected; an idempotent call goes on to another
             continue
-        except Timeout:
-            call.timed_out()            # no retry (see below)
-            raise
+        except Timeout as reason:       # it accepted the call and said nothing in time
+            call.timed_out(reason)      # ejected too; an idempotent call goes on
+            continue
         call.answered(answer.status)    # "ok" below 500, "error" from 500 on
         return answer
-    raise call.failure                  # every allowed attempt was refused
+    raise call.failure                  # every allowed attempt was refused or timed out
 
-Retries: an idempotent method (:data:`IDEMPOTENT`) refused by one instance is tried once
-more (``sherlock.retries``) on another, never on one already tried; a POST or PATCH is
-sent once, since a refused connection does not prove the instance did nothing. A timeout
-is not retried either: the caller's timeout is the budget of the whole call (a retry would
-double the wait), and the slow instance may still be doing the work.
+Retries: an idempotent method (:data:`IDEMPOTENT`) refused by one instance, or not
+answered within the caller's timeout, is tried once more (``sherlock.retries``) on
+another, never on one already tried; a POST or PATCH is sent once, since neither a refused
+connection nor a silence proves the instance did nothing. The caller's timeout is each
+attempt's: an instance that hangs (stopped, deadlocked: the kernel still accepts the
+connection) costs a GET one timeout, not the call, and is ejected like one that refuses,
+so the next calls do not wait for it. A slow instance that answers within the timeout
+is not touched (notebook 07's slow canary).
 
 This module imports neither the router nor a transport: the router's side is the small
 :class:`Router` protocol below, which :class:`mwkit.sherlock.Sherlock` implements.
@@ -71,7 +74,8 @@ class Call:
         self.began_monotonic = 0.0
         self.attempt = 0
         self.endpoint: Endpoint | None = None  # the instance of the current (or last) attempt
-        self.failure: BaseException | None = None  # why the last refused attempt failed
+        self.failure: BaseException | None = None  # why the last failed attempt failed
+        self.timed_out_last = False  # the last attempt timed out (rather than refused)
         self._tried: set[str] = set()
         self._open = False  # an attempt was sent and its outcome not yet recorded
 
@@ -83,6 +87,8 @@ class Call:
                 except NoInstances:
                     if self.attempt == 0:
                         self.router.record_no_instances(self.service, self.started_wall)
+                    elif self.timed_out_last:
+                        return  # no other instance: the caller gets the timeout
                     raise
                 self.attempt += 1
                 self.endpoint, self._open = endpoint, True
@@ -102,11 +108,12 @@ class Call:
 
     def refused(self, reason: BaseException | None = None) -> None:
         """The instance did not answer (connection refused or cut): eject it for a while."""
-        self.failure = reason
+        self.failure, self.timed_out_last = reason, False
         self._release("refused", None)
 
-    def timed_out(self) -> None:
-        """The instance did not answer in time. Not retried: see the module's docstring."""
+    def timed_out(self, reason: BaseException | None = None) -> None:
+        """The instance did not answer in time: eject it for a while, as a refusal."""
+        self.failure, self.timed_out_last = reason, True
         self._release("timeout", None)
 
     def _release(self, outcome: str, status: int | None) -> None:

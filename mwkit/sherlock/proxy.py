@@ -71,9 +71,9 @@ class Proxy:
                             request.method, URL(endpoint.url + rest, encoded=True),
                             headers=headers, data=body, allow_redirects=False) as upstream:
                         payload = await upstream.read()
-                except TimeoutError:
-                    call.timed_out()
-                    return error(504, f"{service} instance {endpoint.id} did not answer in time")
+                except TimeoutError as reason:
+                    call.timed_out(reason)
+                    continue
                 except aiohttp.ClientError as reason:
                     call.refused(reason)
                     continue
@@ -81,6 +81,8 @@ class Proxy:
                 return answer(request, upstream, payload, endpoint.id)
         except NoInstances as reason:
             return error(503, str(reason))
+        if call.timed_out_last:
+            return error(504, f"{service} instance {call.endpoint.id} did not answer in time")
         return error(502, f"{service} instance {call.endpoint.id} failed: {call.failure}")
 
     async def client_session(self, app: web.Application):

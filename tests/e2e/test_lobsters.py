@@ -20,6 +20,7 @@ from lobsters.ranking import HOTNESS_WINDOW, hotness
 from mwkit.directory import DirectoryClient
 from mwkit.errors import NoInstances
 from mwkit.procs import free_port, running
+from mwkit.sherlock import Sherlock
 from tests.helpers.services import (
     LOBSTERS_DIR,
     POPULARITY_DIR,
@@ -339,6 +340,9 @@ def test_popular_json_says_why_no_service_answered(database_url, directory, sher
             silent.bind(("127.0.0.1", 0))
             silent.listen(8)
             address = f"127.0.0.1:{silent.getsockname()[1]}"
+            # One that ejects nothing: an instance that timed out is ejected, and the
+            # JSON load after the page would find no instance at all.
+            sherlock = stack.enter_context(Sherlock(directory, eject=False))
         elif reason == "error":
             address = stack.enter_context(serving(answers_500))
         if reason != "no_instances":

@@ -23,6 +23,7 @@ import http.client
 import importlib.util
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -230,14 +231,18 @@ def test_an_encoded_slash_stays_encoded(session):
     assert response.headers["X-Request-Target"] == "/anything/a%2Fb"
 
 
-def test_a_timeout_is_raised_and_not_retried(session, sherlock):
-    """The caller's timeout is the whole call's budget: no second instance is tried."""
-    started = time.monotonic()
-    with pytest.raises(requests.exceptions.ReadTimeout):
-        session.get(f"{ORIGIN}/delay/2", timeout=0.5)
-    assert time.monotonic() - started < 1.5
-    assert attempts(sherlock) == [("timeout", None, 1)]
-    assert not any(c["ejected"] for c in sherlock.counters().values())
+def test_a_timeout_everywhere_is_raised(module_directory):
+    """A GET that times out is tried once more on another instance (each attempt waits the
+    caller's timeout); when that one times out too, the caller gets the timeout. Both are
+    ejected (a fresh Sherlock: the module's must keep its instances)."""
+    with Sherlock(module_directory) as sherlock, sherlock.session() as session:
+        sherlock.wait_for(SERVICE, 2)
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            session.get(f"{ORIGIN}/delay/2", timeout=0.5)
+        assert time.monotonic() - started < 1.9
+        assert attempts(sherlock) == [("timeout", None, 1), ("timeout", None, 2)]
+        assert all(c["ejected"] for c in sherlock.counters().values())
 
 
 # --- through the proxy -----------------------------------------------------------------
@@ -306,10 +311,52 @@ def test_proxy_stream_upload_auth_head(proxy):
     assert head.status_code == 200 and int(head.headers["Content-Length"]) > 0
 
 
-def test_proxy_timeout_is_504_and_not_retried(proxy, proxy_pair):
-    response = requests.get(f"{proxy}/delay/3", timeout=5)  # the proxy's timeout is 1 s
-    assert response.status_code == 504
-    assert attempts(proxy_pair[1]) == [("timeout", None, 1)]
+def test_proxy_timeout_everywhere_is_504(module_directory):
+    with Sherlock(module_directory, timeout=0.5) as sherlock, proxy_of(sherlock) as url:
+        sherlock.wait_for(SERVICE, 2)
+        response = requests.get(f"{url}/{SERVICE}/delay/3", timeout=5)
+        assert response.status_code == 504
+        assert attempts(sherlock) == [("timeout", None, 1), ("timeout", None, 2)]
+
+
+def test_a_hung_instance_costs_one_timeout_and_no_call(directory, instances):
+    """An instance that accepts connections and never answers (SIGSTOPped, deadlocked):
+    a GET that times out there is sent on to another instance, and the hung one is
+    ejected, so later calls do not wait for it; a POST is not sent twice."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # the kernel accepts connections; nobody ever reads them
+    register(directory, {"a": instances["a"], "hung": f"127.0.0.1:{hung.getsockname()[1]}"})
+    with hung, contextlib.ExitStack() as stack:
+        sherlock = stack.enter_context(Sherlock(directory))
+        sherlock.wait_for(SERVICE, 2)
+        session = stack.enter_context(sherlock.session())
+        assert [session.get(f"{ORIGIN}/get", timeout=0.5).status_code
+                for _ in range(4)] == [200] * 4
+        assert [(r.instance, r.outcome, r.attempt) for r in sherlock.calls.records()
+                if r.instance == "hung" or r.attempt == 2] == [("hung", "timeout", 1),
+                                                               ("a", "ok", 2)]
+
+        proxy_sherlock = stack.enter_context(Sherlock(directory, timeout=0.5))
+        proxy_sherlock.wait_for(SERVICE, 2)
+        proxy = stack.enter_context(proxy_of(proxy_sherlock))
+        assert [requests.get(f"{proxy}/{SERVICE}/get", timeout=5).status_code
+                for _ in range(4)] == [200] * 4
+        assert [(r.instance, r.outcome, r.attempt) for r in proxy_sherlock.calls.records()
+                if r.instance == "hung" or r.attempt == 2] == [("hung", "timeout", 1),
+                                                               ("a", "ok", 2)]
+
+        post_sherlock = stack.enter_context(Sherlock(directory))
+        post_sherlock.wait_for(SERVICE, 2)
+        post_session = stack.enter_context(post_sherlock.session())
+        outcomes = []
+        for _ in range(2):
+            try:
+                outcomes.append(post_session.post(f"{ORIGIN}/post", data=b"once",
+                                                  timeout=0.5).status_code)
+            except requests.exceptions.ReadTimeout:
+                outcomes.append("timeout")
+        assert sorted(map(str, outcomes)) == ["200", "timeout"]
 
 
 # --- an instance that refuses: GET is retried elsewhere, POST is not --------------------
