@@ -38,6 +38,17 @@ from mwkit.wizard.images import CONTAINER_INIT_SQL_ENV
 from mwkit.wizard.state import write_private
 
 MARIADB_IMAGE = "mwkit/mariadb:latest"
+#: What the MariaDB container may do. Its entrypoint prepares the server's folders as root
+#: (chown, chmod, writes into the mysql user's data folder, which needs DAC_OVERRIDE and
+#: FOWNER), then mariadbd drops to the mysql user (SETUID, SETGID); every other capability
+#: goes, nothing gains privileges through setuid files, memory and processes are bounded.
+#: Its root file system stays writable: the data lives there (a tmpfs would count it
+#: against the memory limit).
+MARIADB_LOCKDOWN = {
+    "cap_drop": ["ALL"], "cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
+    "security_opt": ["no-new-privileges"], "mem_limit": 512 * 2**20,
+    "memswap_limit": 512 * 2**20, "pids_limit": 256,
+}
 MYSQL_SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
 SQL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 PASSWORD = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -265,7 +276,8 @@ def mariadb_container(
 
     Its port 3306 is published on 127.0.0.1 only (a free port the engine picks), so the
     database is reachable from this machine and from the network's containers, and from
-    nowhere else. The container is removed when the block ends.
+    nowhere else; it runs with only :data:`MARIADB_LOCKDOWN`'s capabilities and limits.
+    The container is removed when the block ends.
     """
     import docker.errors
 
@@ -284,6 +296,7 @@ def mariadb_container(
         ports={"3306/tcp": ("127.0.0.1", None)},
         labels={"mwkit.service": "mariadb", "mwkit.stack": "1", **(labels or {})},
         environment={CONTAINER_INIT_SQL_ENV: bootstrap_sql(database, user, password)},
+        **MARIADB_LOCKDOWN,
     )
     try:
         container.reload()

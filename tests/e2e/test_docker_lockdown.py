@@ -176,3 +176,16 @@ def test_the_directory_container_is_locked_down(directory, runtime):
     assert_locked_down(container, memory=512 * MB, pids=256)
     code, output = run_in(container, "touch", "/var/tmp/x")
     assert code != 0 and "Read-only file system" in output
+
+
+def test_mariadb_keeps_only_the_capabilities_its_entrypoint_needs(runtime, workdir):
+    """Its entrypoint prepares folders as root, then the server drops to the mysql user."""
+    with runtime.database(workdir):
+        [container] = containers(runtime, workdir)
+        host = container.attrs["HostConfig"]
+        assert host["CapDrop"] == ["ALL"]
+        assert sorted(host["CapAdd"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID",
+                                          "SETUID"]
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+        assert (host["Memory"], host["PidsLimit"]) == (512 * MB, 256)
+        assert run_in(container, "sh", "-c", "stat -c %U /proc/1") == (0, "mysql")
