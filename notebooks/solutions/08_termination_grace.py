@@ -1,21 +1,16 @@
-# Watson drains for 1 s, then the service gets SIGTERM and SIGKILL after 5 s more (the
-# wizard's SERVICE_GRACE): the pod must be allowed at least that long to stop.
+# A 5 s drain: the preStop sleep holds SIGTERM back 5 s, then the service gets its 5 s
+# (SERVICE_GRACE) before SIGKILL. The pod's grace counts from the start of preStop, so it
+# must cover both, plus a margin; shorter, and the kubelet kills calls under way.
 import copy
 
-from mwkit.wizard.wizard import SERVICE_GRACE
+from mwkit.wizard.wizard import SERVICE_GRACE, STOP_MARGIN
 
+drain = 5
+longer = copy.deepcopy(documents)
+pod = longer[0]["spec"]["template"]["spec"]
+pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] = drain
+pod["terminationGracePeriodSeconds"] = int(drain + SERVICE_GRACE + STOP_MARGIN)
+print("grace:", pod["terminationGracePeriodSeconds"], "s; problems:", validate(longer))
 
-def kubernetes_deployment_with_grace(spec, image: str, replicas: int,
-                                     drain: float = 1.0) -> dict:
-    deployment = kubernetes_deployment(spec, image, replicas)
-    pod = deployment["spec"]["template"]["spec"]
-    pod["terminationGracePeriodSeconds"] = int(drain + SERVICE_GRACE) + 1
-    container = pod["containers"][0]
-    container["lifecycle"]["preStop"]["sleep"]["seconds"] = max(1, round(drain))
-    container["livenessProbe"] = {**copy.deepcopy(container["readinessProbe"]),
-                                 "failureThreshold": 6}
-    return deployment
-
-
-deployment = kubernetes_deployment_with_grace(spec, f"registry.example/popularity:{tag}", 2)
-print(yaml.safe_dump(deployment, sort_keys=False))
+pod["terminationGracePeriod"] = pod.pop("terminationGracePeriodSeconds")  # a typo
+print("with a typo:", validate(longer))
