@@ -140,6 +140,35 @@ def read_stop_order(state_dir: Path) -> dict:
     return order if isinstance(order, dict) else {}
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent():
+    """What a child runs before ``exec`` so that it is SIGKILLed when the supervisor dies,
+    even by SIGKILL (``prctl(PR_SET_PDEATHSIG)``; kept across the ``exec`` of ``mw.sh
+    run``), or None where there is no such call (macOS).
+
+    Without it, ``kill -9`` of the supervisor (and so of Watson, a thread in it) left the
+    service running unseen: nobody renewed its lease or would ever stop it. On Docker the
+    container's init ends the whole container in that case; this does the same for a
+    process group, for the process ``mw.sh`` runs as (a service it forks off is not
+    covered: ``exec`` it, as the kit's services do).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not after the fork
+    parent = os.getpid()
+
+    def in_the_child() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the supervisor died before the call took effect
+            os._exit(1)
+
+    return in_the_child
+
+
 class Supervisor:
     """One instance's lifecycle; ``run()`` returns the process exit code."""
 
@@ -234,9 +263,11 @@ class Supervisor:
             time.sleep(POLL)
 
     def _spawn(self, step: str) -> subprocess.Popen:
-        """``bash microwizard/mw.sh <step>`` in the service folder; output to ours (the log)."""
+        """``bash microwizard/mw.sh <step>`` in the service folder; output to ours (the log).
+        The child dies with us (see :func:`die_with_parent`)."""
         print(f"[supervisor] mw.sh {step}", flush=True)
-        return subprocess.Popen(["bash", "microwizard/mw.sh", step], stdin=subprocess.DEVNULL)
+        return subprocess.Popen(["bash", "microwizard/mw.sh", step], stdin=subprocess.DEVNULL,
+                                preexec_fn=die_with_parent())
 
     def _run_child(self, step: str) -> int:
         """Run a step to its end, or end it early when we are asked to stop."""
