@@ -2,10 +2,14 @@
 
 What the original Microwizard did, without its flaws:
 
-- the checkout is mounted at ``/usr/src/service`` (read-only for a commit export, which
-  several instances share), the instance's own state folder read-write at
+- the checkout is mounted read-only at ``/usr/src/service`` (also ``UNCOMMITTED``, the
+  learner's working tree), the instance's own state folder read-write at
   ``/var/lib/mwkit/instance``, and mwkit's source read-only under ``/opt/mwkit``: the same
   supervisor as on the process runtime runs inside (``python3 -m mwkit.wizard.supervisor``);
+- every container is locked down (:func:`locked_down`): the host's user, or uid 10001 when
+  that is root, never root; no capabilities and ``no-new-privileges``; the memory and pids
+  of the spec's ``limits:``; a read-only root file system with a tmpfs on ``/tmp``. Its
+  environment is the wizard's plan and where things are inside, never the host's;
 - the Docker socket is never mounted: no container can touch the others;
 - each workdir's containers join a user-defined network of their own, ``mwkit-<id>``
   (``<id>``: a short hash of the workdir, in every name), so they reach each other and the
