@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from mwkit.directory.client import DirectoryClient
+from mwkit.directory import directory_client
 
 MAX_DURATION = 1800.0  # seconds: a forgotten cell or script stops after 30 minutes
 MAX_COUNT = 100_000  # reloads: whatever is asked
@@ -255,18 +255,21 @@ class PageReloads:
 class EventLog:
     """The Directory's events and the learner's marks, on the reloads' wall clock.
 
+    The log reads what the Directory has when it is made (on etcd, that starts the feed
+    that notes the events from then on: see :class:`mwkit.directory.etcd.EventFeed`);
     ``poll()`` fetches the events the log has not seen yet (call it once at the end, or
     before each live plot); ``mark(label)`` notes a moment of the learner's own.
     ``service`` keeps only that service's events (None: every service).
     """
 
     def __init__(self, directory_url: str, service: str | None = "popularity") -> None:
-        self.client = DirectoryClient(directory_url)
+        self.client = directory_client(directory_url)
         self.service = service
         self.version = 0
         self._events: list[dict] = []
         self._marks: list[Mark] = []
         self._lock = threading.Lock()
+        self.poll()
 
     def poll(self) -> list[dict]:
         """Fetch the new events; returns them (raises DirectoryError when unreachable)."""

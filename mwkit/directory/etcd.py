@@ -37,6 +37,7 @@ Values are checked here, before they are written, with the Directory's own check
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import json
 import math
@@ -53,7 +54,9 @@ from mwkit.directory.client import Message, Subscription, stream_socket
 from mwkit.errors import BadRequest, DirectoryError
 
 SCHEME = "etcd://"
-PREFIX = "/mwkit/services/"
+ROOT = "/mwkit/"
+PREFIX = ROOT + "services/"
+GOODBYES = ROOT + "goodbyes/"
 MIN_LEASE = 2  # seconds: etcd refuses shorter leases (it would lose them on a leader change)
 
 
@@ -93,6 +96,11 @@ def instance_key(service: str, instance_id: str) -> str:
     return f"{PREFIX}{service}/{instance_id}"
 
 
+def goodbye_key(service: str, instance_id: str) -> str:
+    """Put when an instance deregisters (and deleted when it registers again)."""
+    return f"{GOODBYES}{service}/{instance_id}"
+
+
 def lease_seconds(ttl: float) -> int:
     """etcd counts a lease in whole seconds: round up, and at least :data:`MIN_LEASE`."""
     return max(MIN_LEASE, math.ceil(ttl))
@@ -114,8 +122,11 @@ class EtcdDirectoryClient:
         self._leases: dict[tuple[str, str], str] = {}  # (service, id) -> lease id
         self._lock = threading.Lock()
         self._stream_socket: socket.socket | None = None
+        self._feed: EventFeed | None = None
 
     def close(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
         self.session.close()
 
     def __enter__(self) -> EtcdDirectoryClient:
@@ -163,8 +174,10 @@ class EtcdDirectoryClient:
         instance = {"service": service, "id": instance_id, "address": address,
                     "url": f"http://{address}", "metadata": metadata,
                     "ttl": float(lease_seconds(ttl)), "registered_at": time.time()}
-        self._post("/v3/kv/put", {"key": b64(instance_key(service, instance_id)),
-                                  "value": b64(json.dumps(instance)), "lease": lease})
+        self._transaction(
+            {"request_put": {"key": b64(instance_key(service, instance_id)),
+                             "value": b64(json.dumps(instance)), "lease": lease}},
+            {"request_delete_range": {"key": b64(goodbye_key(service, instance_id))}})
         with self._lock:
             old = self._leases.get((service, instance_id))
             self._leases[(service, instance_id)] = lease
@@ -181,13 +194,22 @@ class EtcdDirectoryClient:
         return int(answer.get("result", {}).get("TTL", 0)) > 0
 
     def deregister(self, service: str, instance_id: str) -> bool:
-        deleted = self._post("/v3/kv/deleterange",
-                             {"key": b64(instance_key(service, instance_id))}).json()
+        """Delete the key, and say goodbye in the same revision: an expiry deletes the key
+        too, and the goodbye is how a reader of the history tells the two apart."""
+        answer = self._transaction(
+            {"request_delete_range": {"key": b64(instance_key(service, instance_id))}},
+            {"request_put": {"key": b64(goodbye_key(service, instance_id)),
+                             "value": b64(json.dumps({"time": time.time()}))}})
         with self._lock:
             lease = self._leases.pop((service, instance_id), None)
         if lease:
             self._revoke(lease)
+        deleted = answer["responses"][0].get("response_delete_range", {})
         return int(deleted.get("deleted", 0)) > 0
+
+    def _transaction(self, *requests_: dict) -> dict:
+        """Several writes as one (one revision): etcd's ``txn`` with no condition."""
+        return self._post("/v3/kv/txn", {"success": list(requests_)}).json()
 
     def _revoke(self, lease: str) -> None:
         with contextlib.suppress(DirectoryError):  # gone already: it expired
@@ -220,21 +242,16 @@ class EtcdDirectoryClient:
 
     # --- the push stream ---------------------------------------------------------------
 
-    def watch(self, since: int | None = None, epoch: str | None = None,
-              read_timeout: float = 30.0) -> Iterator[Message]:
-        """List, then watch: a ``snapshot`` message, then one ``update`` per change.
+    def _changes(self, prefix: str, start_revision: int,
+                 read_timeout: float) -> Iterator[list[dict]]:
+        """etcd's raw watch of ``prefix`` from ``start_revision``: each message's events.
 
-        ``since`` and ``epoch`` are accepted for the Directory client's signature: every
-        (re)connection lists again, which is what etcd's own clients do after a compaction.
-        An idle watch carries nothing, so after ``read_timeout`` seconds of silence (or
-        when the member goes away) the stream simply ends and the caller lists again: a
-        member that is gone then shows as an error of the list, not of the stream.
+        It ends quietly after ``read_timeout`` seconds of silence (an idle watch carries
+        nothing), when the member goes away, or when the revision was compacted: in every
+        case the caller starts again, and a member that is gone shows then, as an error.
         """
-        services, header = self._list()
-        epoch, revision = str(header["cluster_id"]), int(header["revision"])
-        yield Message("snapshot", {"epoch": epoch, "version": revision, "services": services})
-        request = {"create_request": {"key": b64(PREFIX), "range_end": b64(prefix_end(PREFIX)),
-                                      "start_revision": revision + 1}}
+        request = {"create_request": {"key": b64(prefix), "range_end": b64(prefix_end(prefix)),
+                                      "start_revision": start_revision}}
         response = self._post("/v3/watch", request, stream=True,
                               timeout=(self.timeout, read_timeout))
         self._stream_socket = stream_socket(response)
@@ -243,25 +260,45 @@ class EtcdDirectoryClient:
                 for line in response.iter_lines():
                     result = json.loads(line).get("result", {})
                     if result.get("canceled") or result.get("compact_revision"):
-                        return  # compacted away: the caller lists again
-                    for event in result.get("events", []):
-                        service = unb64(event["kv"]["key"])[len(PREFIX):].partition("/")[0]
-                        known = {i["id"]: i for i in services.get(service, [])}
-                        if event.get("type") == "DELETE":
-                            known.pop(unb64(event["kv"]["key"]).rpartition("/")[2], None)
-                        else:
-                            instance = json.loads(unb64(event["kv"]["value"]))
-                            known[instance["id"]] = instance
-                        services[service] = sorted(known.values(), key=lambda i: i["id"])
-                        yield Message("update", {
-                            "epoch": epoch, "version": int(event["kv"].get("mod_revision", 0)),
-                            "service": service, "instances": services[service]})
-                        if not services[service]:
-                            del services[service]
+                        return
+                    if result.get("events"):
+                        yield result["events"]
         except requests.RequestException:
-            return  # silence, or the member went away: the caller lists again
+            return
         finally:
             self._stream_socket = None
+
+    def watch(self, since: int | None = None, epoch: str | None = None,
+              read_timeout: float = 30.0) -> Iterator[Message]:
+        """List, then watch: a ``snapshot`` message, then one ``update`` per change.
+
+        ``since`` and ``epoch`` are accepted for the Directory client's signature: every
+        (re)connection lists again, which is what etcd's own clients do after a compaction.
+        """
+        services, header = self._list()
+        epoch, revision = str(header["cluster_id"]), int(header["revision"])
+        yield Message("snapshot", {"epoch": epoch, "version": revision, "services": services})
+        for events in self._changes(PREFIX, revision + 1, read_timeout):
+            for event in events:
+                service, _, instance_id = unb64(event["kv"]["key"])[len(PREFIX):].partition("/")
+                known = {i["id"]: i for i in services.get(service, [])}
+                if event.get("type") == "DELETE":
+                    known.pop(instance_id, None)
+                else:
+                    known[instance_id] = json.loads(unb64(event["kv"]["value"]))
+                services[service] = sorted(known.values(), key=lambda i: i["id"])
+                yield Message("update", {
+                    "epoch": epoch, "version": int(event["kv"].get("mod_revision", 0)),
+                    "service": service, "instances": services[service]})
+                if not services[service]:
+                    del services[service]
+
+    def events(self, since: int = 0) -> list[dict]:
+        """The Directory's event log, as etcd can give it: the changes an :class:`EventFeed`
+        saw from this client's first call on (etcd's history has no times and no reasons)."""
+        if self._feed is None:
+            self._feed = EventFeed(EtcdDirectoryClient(self.url, self.token, self.timeout))
+        return self._feed.since(since)
 
     def subscribe(self, since: int | None = None, epoch: str | None = None) -> Subscription:
         """The stream read in a background thread (see :class:`Subscription`)."""
@@ -274,3 +311,73 @@ class EtcdDirectoryClient:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class EventFeed:
+    """The Directory's events (registered, updated, deregistered, expired), from etcd.
+
+    A thread watches everything under ``/mwkit/`` and notes each change when it arrives,
+    with the time it arrived: etcd's history knows revisions, not times. A deleted key is
+    ``deregistered`` when the same revision put a goodbye (see
+    :meth:`EtcdDirectoryClient.deregister`), else ``expired``: its lease ran out. When the
+    watch breaks, the thread watches again from the revision after the last one it saw, so
+    nothing is missed; it gives up once etcd has not answered for ``give_up`` seconds (the
+    stack is gone).
+    """
+
+    def __init__(self, client: EtcdDirectoryClient, size: int = 10_000,
+                 give_up: float = 30.0) -> None:
+        self.client = client
+        services, header = client._list()
+        self._revision = int(header["revision"])
+        self._addresses = {(i["service"], i["id"]): i["address"]
+                           for instances in services.values() for i in instances}
+        self._events: collections.deque[dict] = collections.deque(maxlen=size)
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._give_up = give_up
+        self._thread = threading.Thread(target=self._follow, name="etcd-events", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        silent_since = time.monotonic()
+        while not self._closed.is_set() and time.monotonic() - silent_since < self._give_up:
+            try:
+                for events in self.client._changes(ROOT, self._revision + 1, read_timeout=10):
+                    self._note(events, time.time())
+                silent_since = time.monotonic()
+                self._closed.wait(0.05)  # a stream that ended at once is not a busy loop
+            except DirectoryError:
+                self._closed.wait(0.5)
+
+    def _note(self, events: list[dict], now: float) -> None:
+        goodbyes = {unb64(e["kv"]["key"])[len(GOODBYES):] for e in events
+                    if e.get("type") != "DELETE" and unb64(e["kv"]["key"]).startswith(GOODBYES)}
+        with self._lock:
+            for event in events:
+                key, revision = unb64(event["kv"]["key"]), int(event["kv"]["mod_revision"])
+                self._revision = max(self._revision, revision)
+                if not key.startswith(PREFIX):
+                    continue
+                service, _, instance_id = key[len(PREFIX):].partition("/")
+                if event.get("type") == "DELETE":
+                    kind = "deregistered" if f"{service}/{instance_id}" in goodbyes else "expired"
+                    address = self._addresses.pop((service, instance_id), "")
+                else:
+                    created = event["kv"].get("create_revision") == event["kv"]["mod_revision"]
+                    kind = "registered" if created else "updated"
+                    address = json.loads(unb64(event["kv"]["value"]))["address"]
+                    self._addresses[(service, instance_id)] = address
+                self._events.append({"version": revision, "time": now, "kind": kind,
+                                     "service": service, "instance": instance_id,
+                                     "address": address})
+
+    def since(self, version: int) -> list[dict]:
+        with self._lock:
+            return [event for event in self._events if event["version"] > version]
+
+    def close(self) -> None:
+        self._closed.set()
+        self.client.interrupt()
+        self._thread.join(timeout=5)
+        self.client.close()

@@ -13,6 +13,7 @@ from mwkit.directory.etcd import EtcdDirectoryClient, lease_seconds
 from mwkit.directory.etcd_cluster import EtcdCluster
 from mwkit.errors import DirectoryError
 from mwkit.sherlock import Sherlock
+from mwkit.traffic import EventLog
 from tests.e2e.test_discovery import steady_calls
 
 pytestmark = pytest.mark.etcd
@@ -45,6 +46,28 @@ def test_the_client_registers_lists_watches_and_expires(cluster):
         assert expired is not None and expired.data["instances"] == []
     assert client.heartbeat("popularity", "p1") is False  # Watson would register again
     assert client.services() == {}
+
+
+def test_the_event_log_tells_a_goodbye_from_an_expiry(cluster):
+    """etcd deletes the key in both cases; the goodbye put in the same revision is the
+    difference. The events carry the time they were seen, for the plots."""
+    with EventLog(cluster.url, service=None) as log, directory_client(cluster.url) as client:
+        started = time.time()
+        client.register("popularity", "polite", "127.0.0.1:5001")
+        client.register("popularity", "crashed", "127.0.0.1:5002", ttl=0.5)
+        client.register("popularity", "polite", "127.0.0.1:5003")  # moved: an update
+        assert client.deregister("popularity", "polite")
+        time.sleep(lease_seconds(0.5) + 2)
+        log.poll()
+        seen = [(e["kind"], e["instance"], e["address"]) for e in log.events()]
+    assert seen == [("registered", "polite", "127.0.0.1:5001"),
+                    ("registered", "crashed", "127.0.0.1:5002"),
+                    ("updated", "polite", "127.0.0.1:5003"),
+                    ("deregistered", "polite", "127.0.0.1:5003"),
+                    ("expired", "crashed", "127.0.0.1:5002")]
+    times = [e["time"] for e in log.events()]
+    assert started <= times[0] <= times[-1] <= time.time()
+    assert times[-1] - times[0] >= lease_seconds(0.5) - 0.5  # seen when it expired, not later
 
 
 def test_bad_input_is_refused_before_etcd_is_written(cluster):
