@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mwkit import contract
 from mwkit.contract import LEAVING, SERVING, Phase
-from mwkit.directory.client import DirectoryClient, DirectoryError
+from mwkit.directory import DirectoryError, directory_client
 from mwkit.errors import StateError, WizardError
 from mwkit.names import check_identifier, check_service_name
 from mwkit.settings import KIT_ROOT, Settings
@@ -481,7 +481,7 @@ class Wizard:
         """Instance ids the Directory lists (for ``service``, or all); empty when unreachable."""
         if not self.directory_url:
             return set()
-        with DirectoryClient(self.directory_url, self.token, timeout=1.0) as client:
+        with directory_client(self.directory_url, self.token, timeout=1.0) as client:
             try:
                 services = client.services()
             except DirectoryError:
@@ -493,6 +493,6 @@ class Wizard:
         """Best effort: a failed or removed instance must not stay in the Directory."""
         if not self.directory_url:
             return
-        with DirectoryClient(self.directory_url, self.token, timeout=1.0) as client, \
+        with directory_client(self.directory_url, self.token, timeout=1.0) as client, \
                 contextlib.suppress(DirectoryError):
             client.deregister(instance.service, instance.id)
