@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "mwkit.wizard.commands",
     "mwkit.wizard.image_commands",
     "mwkit.stack_commands",
+    "mwkit.kubernetes_commands",
+    "mwkit.chaos_commands",
 ]
 
 
