@@ -189,3 +189,21 @@ def test_mariadb_keeps_only_the_capabilities_its_entrypoint_needs(runtime, workd
         assert host["SecurityOpt"] == ["no-new-privileges"]
         assert (host["Memory"], host["PidsLimit"]) == (512 * MB, 256)
         assert run_in(container, "sh", "-c", "stat -c %U /proc/1") == (0, "mysql")
+
+
+def test_an_instance_may_write_its_sqlite_folder(tmp_path, workdir, directory, runtime):
+    """A SQLite database's folder is the one bind mount besides the state folder that an
+    instance writes (the file and its journal); made for the container's user if missing."""
+    folder = make_service(tmp_path / "db", "db")
+    spec = folder / "microwizard" / "microwizard.yml"
+    spec.write_text(spec.read_text().replace("service_links: [directory]",
+                                             "service_links: [directory, database]"))
+    database = tmp_path / "data" / "lobsters.db"  # its folder does not exist yet
+    with Wizard(workdir, runtime="docker", directory_url=directory.url,
+                database_url=f"sqlite:///{database}",
+                sources={"db": ServiceSource(folder)}) as wizard:
+        instance = wizard.svrun("db", "v1", "UNCOMMITTED")
+        container = the_container(runtime, wizard, instance.id)
+        assert run_in(container, "sh", "-c", f"echo x > {database} && echo x > "
+                                             f"{database}-journal") == (0, "")
+    assert {p.stat().st_uid for p in database.parent.iterdir()} == {container_user()[0]}

@@ -80,6 +80,7 @@ def sqlite_mount(database_url: str) -> dict[str, dict]:
     if not database_url.startswith("sqlite:///"):
         return {}
     folder = Path(database_url.removeprefix("sqlite:///")).parent
+    folder.mkdir(parents=True, exist_ok=True)  # else the engine would make it, root's
     give_to_container_user(folder, *folder.glob("*.db*"))
     return {str(folder): {"bind": str(folder), "mode": "rw"}}
 
