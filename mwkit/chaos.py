@@ -497,7 +497,6 @@ def restart_engine(chaos: Chaos, stop: str, start: str) -> Row:
     subprocess.run(shlex.split(stop), check=True, timeout=120)
     chaos.progress(f"starting the Docker engine: {start}")
     subprocess.run(shlex.split(start), check=True, timeout=180)
-    stack.runtime._client = None  # a new engine: a new connection
     lying = [s.instance for s in stack.status() if s.phase not in LEAVING]
     note = "status after the restart: " + (f"shows {', '.join(lying)} as running"
                                            if lying else "every instance failed (true)")
