@@ -10,6 +10,9 @@ same thing wherever it is set (like Flask's one ``FLASK_`` prefix)::
     MWKIT_SHERLOCK_POLICY  how the monolith's Sherlock balances (default: round_robin)
     MWKIT_SHERLOCK_RETRIES how many other instances it tries after a refusal (default: 1)
     MWKIT_SHERLOCK_EJECT   1 (the default): it leaves out an instance that refused; 0: never
+    MWKIT_REGISTRY         directory (the default: the kit's own Directory), etcd (a
+                           three-member etcd cluster the stack starts), or the etcd://
+                           URL of a cluster that runs already
     MWKIT_DIRECTORY_URL    a Directory to use instead of the stack's
     MWKIT_DIRECTORY_TOKEN  the token the Directory's writes need
                            (a stack makes a random one when it is unset)
@@ -46,6 +49,7 @@ DEFAULT_RUNTIME = "auto"
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
 DEFAULT_RETRIES = 1
+REGISTRIES = ("directory", "etcd")
 
 
 def default_workdir(cwd: Path | None = None) -> Path:
@@ -66,6 +70,7 @@ class Settings:
     policy: str = DEFAULT_POLICY
     retries: int = DEFAULT_RETRIES  # Sherlock's retries on another instance (0: none)
     eject: bool = True  # Sherlock leaves out an instance that refused a connection
+    registry: str = REGISTRIES[0]  # where instances register: see MWKIT_REGISTRY
     directory_url: str | None = None
     directory_token: str | None = None
     debug: bool = False
@@ -82,6 +87,10 @@ class Settings:
             raise SettingsError(f"policy (MWKIT_SHERLOCK_POLICY or --policy) must be one of "
                                 f"{', '.join(sorted(POLICIES))}, not {self.policy!r}")
         links_module.check(self.links)
+        if self.registry not in REGISTRIES and not self.registry.startswith("etcd://"):
+            raise SettingsError(f"registry (MWKIT_REGISTRY or --registry) must be one of "
+                                f"{', '.join(REGISTRIES)} or an etcd://host:port URL, not "
+                                f"{self.registry!r}")
         if type(self.retries) is not int or self.retries < 0:
             raise SettingsError(f"retries ({contract.SHERLOCK_RETRIES} or --retries) must be a "
                                 f"whole number, 0 or more, not {self.retries!r}")
@@ -100,6 +109,7 @@ class Settings:
             "policy": env.get(contract.SHERLOCK_POLICY) or None,
             "retries": _whole_number(env, contract.SHERLOCK_RETRIES),
             "eject": _switch(env, contract.SHERLOCK_EJECT),
+            "registry": env.get("MWKIT_REGISTRY") or None,
             "directory_url": env.get("MWKIT_DIRECTORY_URL") or None,
             "directory_token": env.get("MWKIT_DIRECTORY_TOKEN") or None,
             "debug": env.get("MWKIT_DEBUG", "").lower() in TRUE,

@@ -71,6 +71,7 @@ class Stack:
         owner: int | None = None,
         retries: int | None = None,
         eject: bool | None = None,
+        registry: str | None = None,
     ) -> None:
         """``foreground``: this process only serves the stack and stops it on SIGTERM (as
         ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
@@ -82,10 +83,14 @@ class Stack:
         notebook kernel that ran ``!mwkit up --detach --owner {os.getpid()}``).
 
         ``policy``, ``retries`` and ``eject`` are the monolith's Sherlock's settings (see
-        :class:`mwkit.sherlock.Sherlock`); :meth:`use_sherlock` changes them later."""
+        :class:`mwkit.sherlock.Sherlock`); :meth:`use_sherlock` changes them later.
+
+        ``registry``: where instances register, the kit's Directory (``"directory"``), a
+        three-member etcd cluster this stack starts (``"etcd"``), or a running etcd
+        cluster's ``etcd://`` URL (see :mod:`mwkit.directory.etcd`)."""
         self.settings = (settings or Settings.from_env()).replace(
             workdir=workdir, runtime=runtime, database=database, policy=policy,
-            retries=retries, eject=eject)
+            retries=retries, eject=eject, registry=registry)
         self.workdir = self.settings.workdir
         self.runtime, self.runtime_reason = choose_runtime(self.settings.runtime)
         self.database = self.settings.database
@@ -97,6 +102,7 @@ class Stack:
         #: settings (MWKIT_DIRECTORY_TOKEN), else a random one. Reads stay open.
         self.directory_token = self.settings.directory_token or secrets.token_urlsafe(24)
         self.directory_url: str | None = None
+        self.etcd = None  # the EtcdCluster, when this stack started one (registry="etcd")
         self.database_url: str | None = None
         self.monolith_url: str | None = None
         self.wizard: Wizard | None = None
@@ -189,6 +195,29 @@ class Stack:
         self._start_monolith()
 
     def _start_directory(self) -> None:
+        registry = self.settings.registry
+        if registry != "directory" and not hasattr(self.runtime, "start_etcd"):
+            raise StackError(f"registry {registry!r} needs a runtime that runs etcd, and the "
+                             f"{self.runtime.name} runtime does not yet (etcd would listen on "
+                             f"this machine's loopback, which its instances cannot reach): use "
+                             f"--runtime process, or the kit's Directory")
+        if registry.startswith("etcd://"):
+            self.directory_url = registry
+            self.progress(f"instances register in the etcd cluster {registry}")
+        elif registry == "etcd":
+            self._start_etcd()
+        else:
+            self._start_kit_directory()
+
+    def _start_etcd(self) -> None:
+        self.progress("starting a three-member etcd cluster on loopback as the Directory")
+        cluster = self._resources.enter_context(self.runtime.start_etcd(self.workdir))
+        self.etcd = cluster
+        self.directory_url = cluster.url
+        self.progress(f"etcd answers at {cluster.url} (reads and writes are open on "
+                      f"loopback: this etcd runs without authentication)")
+
+    def _start_kit_directory(self) -> None:
         self.progress(f"starting the Directory on the {self.runtime.name} runtime")
         directory = self.runtime.start_directory(self.workdir, self.directory_token)
         self._resources.callback(self.runtime.kill, directory.handle)
@@ -220,7 +249,8 @@ class Stack:
 
         owner = os.getpid() if self.foreground else None
         guard = self._watchdog.pid if self._watchdog else None
-        info = {"runtime": self.runtime.name, "directory_url": self.directory_url,
+        info = {"runtime": self.runtime.name, "registry": self.settings.registry,
+                "directory_url": self.directory_url,
                 "directory_token": self.directory_token,
                 "database_url": self.database_url, "monolith_url": self.monolith_url,
                 "policy": self.policy, "retries": self.retries, "eject": self.eject,
@@ -247,10 +277,11 @@ class Stack:
                            count=count)
 
     def directory(self):
-        """A client of this stack's Directory that may write (it holds the token)."""
-        from mwkit.directory import DirectoryClient
+        """A client of this stack's Directory (the kit's or etcd) that may write: it holds
+        the token."""
+        from mwkit.directory import directory_client
 
-        return DirectoryClient(self.directory_url, self.directory_token)
+        return directory_client(self.directory_url, self.directory_token)
 
     def events(self):
         """The Directory's events on the traffic's clock (see :class:`mwkit.traffic.EventLog`)."""

@@ -24,6 +24,10 @@ def _options(parser: argparse.ArgumentParser) -> None:
                         help=f"how many other instances the monolith's Sherlock tries when one "
                              f"refuses a call; 0: none (default: $MWKIT_SHERLOCK_RETRIES, else "
                              f"{DEFAULT_RETRIES})")
+    parser.add_argument("--registry", default=None, metavar="WHERE",
+                        help="where instances register: directory (the kit's own Directory, "
+                             "the default, or $MWKIT_REGISTRY), etcd (a three-member etcd "
+                             "cluster on loopback), or etcd://host:port[,...] (a running one)")
     parser.add_argument("--eject", action=argparse.BooleanOptionalAction, default=None,
                         help="whether the monolith's Sherlock leaves out an instance that "
                              "refused a call for a while; --no-eject: it keeps calling it "
@@ -33,7 +37,8 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The command's settings with the monolith's Sherlock options applied."""
-    return args.settings.replace(retries=args.retries, eject=args.eject)
+    return args.settings.replace(retries=args.retries, eject=args.eject,
+                                 registry=args.registry)
 
 
 def _up(args: argparse.Namespace) -> int:

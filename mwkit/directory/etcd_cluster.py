@@ -2,9 +2,9 @@
 
 Three members are the smallest cluster that survives the loss of one: a write needs a
 majority (two of three). :class:`EtcdCluster` starts them as local processes, each in a
-process group of its own with its data on tmpfs (``/dev/shm``) where there is one, and
-can kill and restart a member, so that a notebook or a test can show a registry that
-keeps working while a member is down.
+process group of its own, and can kill and restart a member, so that a notebook or a test
+can show a registry that keeps working while a member is down. Everything it keeps is in
+its folder (``data-m0``, ... and a log per member): removing a stack's workdir removes it.
 
     with EtcdCluster(folder) as cluster:
         sherlock = Sherlock(cluster.url)          # etcd://127.0.0.1:P1,127.0.0.1:P2,...
@@ -17,7 +17,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +58,9 @@ class EtcdCluster:
                  env: Mapping[str, str] | None = None) -> None:
         if size < 1:
             raise DirectoryError(f"an etcd cluster needs at least one member, not {size}")
-        self.folder = Path(folder)
+        self.folder = Path(folder).resolve()
         self.env = dict(env or {})  # e.g. the runtime's marks, so that cleanup finds it
-        tmpfs = Path("/dev/shm")
-        self._data_root = Path(tempfile.mkdtemp(prefix="mwkit-etcd-",
-                                                dir=tmpfs if tmpfs.is_dir() else None))
-        self.members = [Member(f"m{i}", free_port(), free_port(), self._data_root / f"m{i}")
+        self.members = [Member(f"m{i}", free_port(), free_port(), self.folder / f"data-m{i}")
                         for i in range(size)]
 
     @property
@@ -79,7 +75,7 @@ class EtcdCluster:
                 "--listen-peer-urls", member.peer_url,
                 "--initial-advertise-peer-urls", member.peer_url,
                 "--initial-cluster", cluster, "--initial-cluster-state", state,
-                "--initial-cluster-token", f"mwkit-{self._data_root.name}",
+                "--initial-cluster-token", f"mwkit-{self.members[0].client_port}",
                 "--log-level", "warn", "--logger", "zap"]
 
     def _spawn(self, member: Member, state: str) -> None:
@@ -91,6 +87,7 @@ class EtcdCluster:
         self.folder.mkdir(parents=True, exist_ok=True)
         try:
             for member in self.members:
+                shutil.rmtree(member.data, ignore_errors=True)  # a crashed cluster's, if any
                 self._spawn(member, "new")
             for member in self.members:
                 wait_for_http(f"{member.client_url}/health", timeout, proc=member.process,
@@ -116,12 +113,12 @@ class EtcdCluster:
                       log_path=self.folder / f"etcd-{member.name}.log")
 
     def stop(self) -> None:
-        """Stop every member and remove the data."""
+        """Stop every member and remove its data."""
         for member in self.members:
             if member.process is not None:
                 stop_group(member.process, grace=5.0)
                 member.process = None
-        shutil.rmtree(self._data_root, ignore_errors=True)
+            shutil.rmtree(member.data, ignore_errors=True)
 
     def __enter__(self) -> EtcdCluster:
         return self.start()

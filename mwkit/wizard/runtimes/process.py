@@ -155,6 +155,13 @@ class ProcessRuntime:
                               url.removeprefix("http://"))
         return Directory(url=url, instance_url=url, handle=handle)
 
+    def start_etcd(self, workdir: Path, size: int = 3):
+        """An etcd cluster of ``size`` members as the stack's Directory (not started: use it
+        as a context manager), marked so that ``cleanup`` finds its members after a crash."""
+        from mwkit.directory.etcd_cluster import EtcdCluster
+
+        return EtcdCluster(Path(workdir) / "etcd", size, env=marks(workdir, "etcd"))
+
     @contextlib.contextmanager
     def database(self, workdir: Path) -> Iterator[str]:
         """A private MariaDB server, a local process in a folder of ``workdir``."""
