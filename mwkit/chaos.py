@@ -32,6 +32,7 @@ import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +47,7 @@ from urllib.parse import urlsplit
 from mwkit import contract, procs
 from mwkit.contract import LEAVING
 from mwkit.directory.client import DirectoryClient, DirectoryError
+from mwkit.errors import StackError
 from mwkit.settings import KIT_ROOT
 from mwkit.stack import SERVICE, Stack
 from mwkit.wizard.runtimes import Handle
@@ -397,8 +399,10 @@ def take_port(chaos: Chaos) -> Row:
         chaos.progress(f"took port {taken[1]}, which {taken[0]} was about to listen on")
         taken[2].close()
     error = outcome.get("error")
+    lines = str(error).strip().splitlines() if error else []
+    why = next((line for line in lines if "in use" in line), lines[-1] if lines else "")
     note = (f"took {taken[0]}'s port {taken[1]}; " if taken else "the race was lost; ") + (
-        f"launch failed: {str(error).splitlines()[0][:160]}" if error
+        f"launch failed: {lines[0][:140]} ... {why.strip()[-100:]}" if error
         else "launch succeeded")
     chaos.stack.scale(chaos.n)
     whole = wait_whole(chaos.stack, chaos.reloads, chaos.n, since, started, chaos.seconds)
@@ -440,11 +444,19 @@ def kill_up(chaos: Chaos, timeout: float = 90.0) -> Row:
     up = subprocess.Popen([*mwkit, "up", *where], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=env,
                           start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
+    ready = threading.Event()
+
+    def follow() -> None:  # reads every line, so that `mwkit up` never blocks on its pipe
         for line in up.stdout:
-            if "the stack is up" in line or time.monotonic() > deadline:
-                break
+            if "the stack is up" in line:
+                ready.set()
+
+    reader = threading.Thread(target=follow, name="chaos-mwkit-up", daemon=True)
+    reader.start()
+    try:
+        if not ready.wait(timeout):
+            raise StackError(f"the separate `mwkit up` in {workdir} was not up within "
+                             f"{timeout:.0f} s")
         subprocess.run([*mwkit, "scale", SERVICE, TAG, "1", *where], env=env, check=True,
                        capture_output=True, timeout=timeout)
     except BaseException:
@@ -455,11 +467,13 @@ def kill_up(chaos: Chaos, timeout: float = 90.0) -> Row:
     started = time.monotonic()
     up.kill()
     up.wait()
+    reader.join(5)
     up.stdout.close()
     down = subprocess.run([*mwkit, "down", *where[:2]], env=env, capture_output=True,
                           text=True, timeout=timeout)
     left = leftovers_of(workdir, stack.runtime)
     whole = round(time.monotonic() - started, 2) if not left else None
+    shutil.rmtree(workdir, ignore_errors=True)  # its checkouts and logs
     note = f"`mwkit down` said: {' / '.join(down.stdout.split(chr(10))[:3]).strip()}"[:200]
     return chaos.row("kill-up", since, whole, note, left=left)
 

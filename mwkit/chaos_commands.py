@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ def _chaos(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mwkit-chaos-"))
+    made = args.workdir is None
     faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults else None
     settings = args.settings.replace(workdir=workdir)
     try:
@@ -29,6 +31,8 @@ def _chaos(args: argparse.Namespace) -> int:
                                progress=say)
     finally:
         teardown(workdir, force=True, progress=lambda line: None)  # also after Ctrl-C
+        if made:
+            shutil.rmtree(workdir, ignore_errors=True)
     say("")
     say(report.table())
     if args.json:
@@ -46,8 +50,8 @@ def register(subparsers) -> None:
                       "(kill -9, SIGSTOP, ...), print what each fault cost, take it down")
     add_runtime_option(parser)
     parser.add_argument("--workdir", default=None,
-                        help="where the chaos stack lives (default: a new temporary folder); "
-                             "everything in it is removed at the end")
+                        help="where the chaos stack lives (default: a new temporary folder, "
+                             "removed at the end); its stack is taken down at the end")
     parser.add_argument("--faults", default=None,
                         help=f"comma-separated, in order (default: {','.join(FAULTS)}; "
                              "take-port on processes only)")
