@@ -123,6 +123,7 @@ class EtcdDirectoryClient:
         self._lock = threading.Lock()
         self._stream_socket: socket.socket | None = None
         self._feed: EventFeed | None = None
+        self.compacted_to = 0  # the oldest revision etcd still had, when a watch said so
 
     def close(self) -> None:
         if self._feed is not None:
@@ -259,7 +260,10 @@ class EtcdDirectoryClient:
             with response:
                 for line in response.iter_lines():
                     result = json.loads(line).get("result", {})
-                    if result.get("canceled") or result.get("compact_revision"):
+                    if result.get("compact_revision"):  # gone from the history
+                        self.compacted_to = int(result["compact_revision"])
+                        return
+                    if result.get("canceled"):
                         return
                     if result.get("events"):
                         yield result["events"]
@@ -316,9 +320,12 @@ class EtcdDirectoryClient:
 class EventFeed:
     """The Directory's events (registered, updated, deregistered, expired), from etcd.
 
-    A thread watches everything under ``/mwkit/`` and notes each change when it arrives,
-    with the time it arrived: etcd's history knows revisions, not times. A deleted key is
-    ``deregistered`` when the same revision put a goodbye (see
+    etcd's history knows revisions, not times nor reasons. So the feed first replays the
+    history it still has (as the Directory's log starts from its first event), taking times
+    from the values (a registration's ``registered_at``, a goodbye's ``time``; an expiry in
+    the history gets the time of the replay, the one time that is a guess). Then a thread
+    watches everything under ``/mwkit/`` and notes each change with the time it arrived.
+    A deleted key is ``deregistered`` when the same revision put a goodbye (see
     :meth:`EtcdDirectoryClient.deregister`), else ``expired``: its lease ran out. When the
     watch breaks, the thread watches again from the revision after the last one it saw, so
     nothing is missed; it gives up once etcd has not answered for ``give_up`` seconds (the
@@ -328,16 +335,28 @@ class EventFeed:
     def __init__(self, client: EtcdDirectoryClient, size: int = 10_000,
                  give_up: float = 30.0) -> None:
         self.client = client
-        services, header = client._list()
-        self._revision = int(header["revision"])
-        self._addresses = {(i["service"], i["id"]): i["address"]
-                           for instances in services.values() for i in instances}
+        self._revision = 0
+        self._addresses: dict[tuple[str, str], str] = {}
         self._events: collections.deque[dict] = collections.deque(maxlen=size)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._give_up = give_up
+        self._replay(int(client._list()[1]["revision"]))
         self._thread = threading.Thread(target=self._follow, name="etcd-events", daemon=True)
         self._thread.start()
+
+    def _replay(self, head: int, quiet: float = 0.5) -> None:
+        """Note the history up to revision ``head``: until it is reached, or ``quiet``
+        seconds pass without an event (the last changes may be outside ``/mwkit/``)."""
+        changes = self.client._changes(ROOT, 1, read_timeout=quiet)
+        try:
+            for events in changes:
+                self._note(events, time.time(), replayed=True)
+                if self._revision >= head:
+                    break
+        finally:
+            changes.close()
+        self._revision = max(self._revision, head, self.client.compacted_to - 1)
 
     def _follow(self) -> None:
         silent_since = time.monotonic()
@@ -345,13 +364,15 @@ class EventFeed:
             try:
                 for events in self.client._changes(ROOT, self._revision + 1, read_timeout=10):
                     self._note(events, time.time())
+                self._revision = max(self._revision, self.client.compacted_to - 1)
                 silent_since = time.monotonic()
                 self._closed.wait(0.05)  # a stream that ended at once is not a busy loop
             except DirectoryError:
                 self._closed.wait(0.5)
 
-    def _note(self, events: list[dict], now: float) -> None:
-        goodbyes = {unb64(e["kv"]["key"])[len(GOODBYES):] for e in events
+    def _note(self, events: list[dict], now: float, replayed: bool = False) -> None:
+        goodbyes = {(unb64(e["kv"]["key"])[len(GOODBYES):], int(e["kv"]["mod_revision"])):
+                    json.loads(unb64(e["kv"]["value"])) for e in events
                     if e.get("type") != "DELETE" and unb64(e["kv"]["key"]).startswith(GOODBYES)}
         with self._lock:
             for event in events:
@@ -360,15 +381,20 @@ class EventFeed:
                 if not key.startswith(PREFIX):
                     continue
                 service, _, instance_id = key[len(PREFIX):].partition("/")
+                at = now
                 if event.get("type") == "DELETE":
-                    kind = "deregistered" if f"{service}/{instance_id}" in goodbyes else "expired"
+                    goodbye = goodbyes.get((f"{service}/{instance_id}", revision))
+                    kind = "expired" if goodbye is None else "deregistered"
+                    at = goodbye["time"] if goodbye and replayed else now
                     address = self._addresses.pop((service, instance_id), "")
                 else:
                     created = event["kv"].get("create_revision") == event["kv"]["mod_revision"]
                     kind = "registered" if created else "updated"
-                    address = json.loads(unb64(event["kv"]["value"]))["address"]
+                    instance = json.loads(unb64(event["kv"]["value"]))
+                    address = instance["address"]
+                    at = instance["registered_at"] if replayed else now
                     self._addresses[(service, instance_id)] = address
-                self._events.append({"version": revision, "time": now, "kind": kind,
+                self._events.append({"version": revision, "time": at, "kind": kind,
                                      "service": service, "instance": instance_id,
                                      "address": address})
 

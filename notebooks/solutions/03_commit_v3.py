@@ -21,7 +21,7 @@ print(clone.git.log("--format=%h%d %s", "--decorate=short"))
 with Wizard(workdir, sources={"popularity": ServiceSource(clone_path)}) as wizard:
     v3 = wizard.svrun("popularity", "v3", "v3")
     print(v3.id, "runs", Path(v3.folder).relative_to(workdir))
-    with DirectoryClient(stack.directory_url) as client:
+    with stack.directory() as client:
         for entry in client.instances("popularity"):
             print(entry["id"], "| ref", entry["metadata"]["ref"],
                   "| commit", entry["metadata"]["commit"])

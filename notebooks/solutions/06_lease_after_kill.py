@@ -1,9 +1,7 @@
-from mwkit.directory import DirectoryClient
-
 kill_mark = kill_events.marks()[-1]
 expired = next(e for e in kill_events.events()
                if e["kind"] == "expired" and e["instance"] == killed.id)
-with DirectoryClient(stack.directory_url) as directory:
+with stack.directory() as directory:
     ttl = directory.instances("popularity")[0]["ttl"]
 waited = expired["time"] - kill_mark.time
 print(f"the lease: {ttl} s; the Directory dropped the instance {waited:.1f} s after the kill")

@@ -70,6 +70,10 @@ def test_the_event_log_tells_a_goodbye_from_an_expiry(cluster):
     times = [e["time"] for e in log.events()]
     assert started <= times[0] <= times[-1] <= time.time()
     assert times[-1] - times[0] >= lease_seconds(0.5) - 0.5  # seen when it expired, not later
+    with EventLog(cluster.url, service=None) as later:  # made afterwards, it replays etcd's
+        replayed = later.events()                       # history, as the Directory's log
+    assert [(e["kind"], e["instance"], e["address"]) for e in replayed] == seen
+    assert [e["time"] for e in replayed[:4]] == pytest.approx(times[:4], abs=0.5)
 
 
 def test_bad_input_is_refused_before_etcd_is_written(cluster):
