@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 from mwkit import contract, procs
 from mwkit.contract import LEAVING
 from mwkit.directory.client import DirectoryClient, DirectoryError
-from mwkit.errors import StackError
+from mwkit.errors import InvalidInput, StackError
 from mwkit.settings import KIT_ROOT
 from mwkit.stack import SERVICE, Stack
 from mwkit.wizard.runtimes import Handle
@@ -382,9 +382,6 @@ def take_port(chaos: Chaos) -> Row:
     before = set(os.listdir(instances))
     outcome: dict[str, object] = {}
 
-    if chaos.stack.runtime.name != "process":
-        raise ValueError("take-port is for the process runtime only (see PROCESS_ONLY)")
-
     def launch() -> None:
         try:
             outcome["instance"] = chaos.stack.wizard.svrun(SERVICE, TAG, TAG)
@@ -533,6 +530,19 @@ RUNS: dict[str, Callable[[Chaos], Row]] = {
 }
 
 
+def check_faults(faults, runtime: str | None = None, engine_restart=None) -> None:
+    """Refuse an unknown fault, or one that means nothing on ``runtime`` (when known),
+    before anything starts."""
+    unknown = [f for f in faults if f not in RUNS]
+    if unknown:
+        raise InvalidInput(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
+    if runtime not in (None, "auto", "process") and PROCESS_ONLY & set(faults):
+        raise InvalidInput(f"{', '.join(sorted(PROCESS_ONLY & set(faults)))}: on the process "
+                           "runtime only")
+    if engine_restart and runtime not in (None, "auto", "docker"):
+        raise InvalidInput("the engine restart is for the Docker runtime only")
+
+
 def run_chaos(stack: Stack, faults: list[str] | tuple[str, ...] | None = None,
               rate: float = 10.0,
               seconds: float = 20.0, n: int = 3, seed: int | None = None,
@@ -545,12 +555,7 @@ def run_chaos(stack: Stack, faults: list[str] | tuple[str, ...] | None = None,
     from mwkit.traffic import PageReloads
 
     faults = default_faults(stack.runtime.name) if faults is None else tuple(faults)
-    unknown = set(faults) - set(RUNS)
-    if unknown:
-        raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; known: "
-                         f"{', '.join(RUNS)}")
-    if engine_restart and stack.runtime.name != "docker":
-        raise ValueError("the engine restart is for the Docker runtime only")
+    check_faults(faults, stack.runtime.name, engine_restart)
     budget = (seconds + 15) * (len(faults) + (3 if engine_restart else 0)) + 30
     report = Report(stack.runtime.name)
     progress(f"scaling {SERVICE} to {n}")

@@ -11,15 +11,16 @@ from mwkit.cli import add_runtime_option
 
 
 def _chaos(args: argparse.Namespace) -> int:
-    from mwkit.chaos import default_faults, report_json, run_chaos
+    from mwkit.chaos import check_faults, default_faults, report_json, run_chaos
     from mwkit.stack import Stack, teardown
 
     def say(line: str) -> None:
         print(line, flush=True)
 
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults else None
+    check_faults(faults or [], args.settings.runtime, args.engine_restart)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mwkit-chaos-"))
     made = args.workdir is None
-    faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults else None
     settings = args.settings.replace(workdir=workdir)
     try:
         with Stack(settings=settings, progress=say) as stack:

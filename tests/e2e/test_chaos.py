@@ -12,6 +12,7 @@ import pytest
 
 from mwkit import procs
 from mwkit.chaos import FAULTS, Report, Row, report_json, run_chaos
+from mwkit.cli import main
 from mwkit.settings import KIT_ROOT
 from mwkit.stack import Stack
 from tests.e2e.test_supervisor import phase, start
@@ -112,3 +113,15 @@ def test_chaos_on_docker(tmp_path):
         restart = (STOP_ENGINE, START_ENGINE)
     report, _ = run_suite(tmp_path, "docker", DOCKER_FAULTS, engine_restart=restart)
     assert_met(report, DOCKER_FAULTS + (("engine-restart",) if restart else ()))
+
+
+def test_mwkit_chaos_refuses_a_wrong_fault_before_starting_anything(capsys):
+    assert main(["chaos", "--faults", "kill-instance,kill-everything"]) == 1
+    assert main(["chaos", "--runtime", "docker", "--faults", "take-port"]) == 1
+    assert main(["chaos", "--runtime", "process", "--engine-restart", "true", "true"]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        "mwkit chaos: error: unknown fault(s) kill-everything; known: kill-instance, "
+        "stop-instance, kill-directory, kill-watson, take-port, kill-up",
+        "mwkit chaos: error: take-port: on the process runtime only",
+        "mwkit chaos: error: the engine restart is for the Docker runtime only"]
