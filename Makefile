@@ -2,6 +2,8 @@
 #   make demo   the end-to-end demo (processes, or Docker once its images are built)
 #   make test   the test suite (Docker, MariaDB and browser tests skip where missing)
 #   make test-fast  the unit tests only: pure logic, under a minute
+#   make test-notebooks-docker | test-notebooks-etcd  the notebook series on Docker and
+#               MariaDB, or with etcd as the Directory (CI runs both after make test)
 #   make lab    JupyterLab on the notebook series
 #   make bench  the benchmarks (ARGS=--quick for a one-minute run)
 #   make render every notebook executed to HTML in build/notebooks/ (with its time), and
@@ -27,7 +29,7 @@ OFFLINE = $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHO
 # playwright cannot use; it never imports greenlet, so it goes in without its pins.
 NO_DEPS_EXTRAS = 'httpbin>=0.10.4' brotlicffi decorator six
 
-.PHONY: demo test test-fast test-notebooks-docker bench lab lint down venv render wheelhouse
+.PHONY: demo test test-fast test-notebooks-docker test-notebooks-etcd bench lab lint down venv render wheelhouse
 
 venv: $(STAMP)
 
@@ -64,6 +66,10 @@ test-fast: $(STAMP)
 
 test-notebooks-docker: $(STAMP)
 	MWKIT_RUNTIME=docker MWKIT_DB=mariadb $(BIN)/pytest $(NBVAL) notebooks $(ARGS)
+
+# The series once more with a three-member etcd cluster as the Directory (on processes).
+test-notebooks-etcd: $(STAMP)
+	MWKIT_RUNTIME=process MWKIT_REGISTRY=etcd $(BIN)/pytest $(NBVAL) notebooks $(ARGS)
 
 bench: $(STAMP)
 	bash benchmarks/setup.sh
