@@ -1,9 +1,9 @@
 """Chaos: break a running stack on purpose, under steady page reloads, and count the cost.
 
-Each fault below is one function that takes a running :class:`mwkit.stack.Stack` (with
-popularity scaled to ``n`` instances) and the page reloads that run meanwhile, does one
-thing a bad day does, lets the kit (and, where a person would, the learner) repair it, and
-returns a :class:`Row`:
+Each fault below is one function that takes a :class:`Chaos`: a running
+:class:`mwkit.stack.Stack` (popularity scaled to ``n`` instances) and the page reloads
+that run meanwhile. It does one thing a bad day does, lets the kit (and, where a person
+would, the learner) repair it, and returns a :class:`Row`:
 
 - ``attempted`` / ``failed``: page reloads of ``/popular.json`` started from the fault
   until the row was measured, and how many of them no instance answered;
@@ -61,12 +61,12 @@ FAULTS = ("kill-instance", "stop-instance", "kill-directory", "kill-watson", "ta
 #: On Docker the engine binds an instance's published port as it creates the container,
 #: right after choosing it: there is no window to take it in.
 PROCESS_ONLY = frozenset({"take-port"})
+ENGINE_RESTART = "engine-restart"  # Docker only, and only when asked: it stops everyone's
 
 
 def default_faults(runtime: str) -> tuple[str, ...]:
     """Every fault that means something on ``runtime``."""
     return tuple(f for f in FAULTS if runtime == "process" or f not in PROCESS_ONLY)
-ENGINE_RESTART = "engine-restart"  # Docker only, and only when asked: it stops everyone's
 
 
 @dataclass
@@ -93,6 +93,8 @@ COLUMNS = ("fault", "calls", "failed", "whole after s", "left behind", "target")
 
 @dataclass
 class Report:
+    """The rows of one run; ``print(report)`` shows them as a table."""
+
     runtime: str
     rows: list[Row] = field(default_factory=list)
 
@@ -196,13 +198,18 @@ def signal_instance(stack: Stack, handle: Handle, sig: signal.Signals) -> None:
         sig, lambda: container.kill(signal=int(sig)))()
 
 
-#: Run inside a container: SIGKILL the supervisor (Watson's process), nothing else.
+#: Run inside a container: SIGKILL the supervisor (Watson's process), nothing else (not
+#: the container's init, whose command line names the supervisor too, nor this script).
 KILL_SUPERVISOR = """
 import os, signal
 for pid in filter(str.isdigit, os.listdir("/proc")):
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        if b"mwkit.wizard.supervisor" in f.read():
-            os.kill(int(pid), signal.SIGKILL)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\\0")
+    except OSError:  # gone meanwhile
+        continue
+    if argv[1:3] == [b"-m", b"mwkit.wizard.supervisor"]:
+        os.kill(int(pid), signal.SIGKILL)
 """
 
 
@@ -270,9 +277,12 @@ class Chaos:
 
     def wait_gone(self, victim: str, bound: float = 5.0) -> None:
         """Wait until the kit no longer counts ``victim`` as running (a signal takes a
-        moment), so that ``scale`` sees it missing."""
+        moment), so that ``scale`` sees it missing; an error if it never does."""
         deadline = time.monotonic() + bound
-        while victim in running_instances(self.stack) and time.monotonic() < deadline:
+        while victim in running_instances(self.stack):
+            if time.monotonic() > deadline:
+                raise StackError(f"{victim} still counts as running {bound:.0f} s after "
+                                 "it was killed")
             time.sleep(POLL)
 
     def row(self, fault: str, since: float, whole: float | None, note: str = "",
