@@ -15,6 +15,12 @@ first call  a page reload was answered by the new instance
 
 Each stage's duration is the time since the previous stage ended; ``total`` is from the
 launch call to the first answered reload. Between samples the stack is scaled back down.
+
+The same is measured once with the kit's Directory and once with a three-member etcd
+cluster as the Directory (``Stack(registry="etcd")``, process runtime only: the kit runs
+etcd on the host's loopback, which containers cannot reach). On etcd, ``registered`` is the
+time in the registration's value (Watson's clock just before its write: etcd's history
+keeps no times), and ``pushed`` is when the watch of the prefix delivered the new list.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.common import Deadline, Figure, Metric, below, ms
-from mwkit.directory.client import DirectoryClient, DirectoryError
+from mwkit.directory import DirectoryError, directory_client
 from mwkit.stack import Stack
 from mwkit.wizard.runtimes import Handle
 
@@ -38,27 +44,38 @@ MAX_INSTANCES = 4
 
 
 class PushWatcher:
-    """Notes when each instance id first appears in the Directory's push stream."""
+    """Notes when each instance id first appears in the Directory's push stream.
+
+    The stream is watched again whenever it ends (etcd's watch ends after 30 s without a
+    change) until :meth:`close`.
+    """
 
     def __init__(self, directory_url: str, service: str = "popularity") -> None:
-        self.client = DirectoryClient(directory_url)
+        self.client = directory_client(directory_url)
         self.service = service
         self.seen: dict[str, float] = {}
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._follow, daemon=True)
         self._thread.start()
 
     def _follow(self) -> None:
-        with contextlib.suppress(DirectoryError):
-            for message in self.client.watch():
-                now = time.time()
-                services = message.data.get("services") or {
-                    message.data.get("service"): message.data.get("instances", [])}
-                for instance in services.get(self.service, []):
-                    self.seen.setdefault(instance["id"], now)
+        while not self._closed.is_set():
+            with contextlib.suppress(DirectoryError):
+                for message in self.client.watch():
+                    self._note(message.data, time.time())
+            self._closed.wait(0.1)  # a stream that ended at once is not a busy loop
 
-    def close(self) -> None:
-        self.client.interrupt()
-        self._thread.join(timeout=3)
+    def _note(self, data: dict, now: float) -> None:
+        services = data.get("services") or {data.get("service"): data.get("instances", [])}
+        for instance in services.get(self.service, []):
+            self.seen.setdefault(instance["id"], now)
+
+    def close(self, timeout: float = 3.0) -> None:
+        self._closed.set()
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self.client.interrupt()  # again: a new watch may have begun meanwhile
+            self._thread.join(0.1)
         self.client.close()
 
 
@@ -94,7 +111,8 @@ def one_launch(stack: Stack, watcher: PushWatcher, reloads, timeout: float = 30)
             time.sleep(0.002)
     if first_call is None:
         raise RuntimeError(f"{instance.id}: no page reload answered by it within {timeout} s")
-    events = DirectoryClient(stack.directory_url).events()
+    with directory_client(stack.directory_url) as directory:
+        events = directory.events()
     registered = min(e["time"] for e in events
                      if e["instance"] == instance.id and e["kind"] == "registered")
     checked_out = next(t for t, line in progress if "starting on" in line)
@@ -105,9 +123,11 @@ def one_launch(stack: Stack, watcher: PushWatcher, reloads, timeout: float = 30)
             "pushed": watcher.seen.get(instance.id, registered), "first call": first_call}
 
 
-def measure(runtime: str, samples: int, scratch: Path, deadline: Deadline) -> list[dict]:
+def measure(runtime: str, registry: str, samples: int, scratch: Path,
+            deadline: Deadline) -> list[dict]:
     results = []
-    with Stack(scratch / f"stack-{runtime}", runtime=runtime) as stack:
+    with Stack(scratch / f"stack-{runtime}-{registry}", runtime=runtime,
+               registry=registry) as stack:
         stack.scale(1)
         watcher = PushWatcher(stack.directory_url)
         try:
@@ -131,29 +151,45 @@ def durations(result: dict) -> dict[str, float]:
     return out
 
 
-def add_runtime(figure: Figure, runtime: str, results: list[dict], limit_ms: float) -> None:
+def add_runtime(figure: Figure, label: str, results: list[dict], limit_ms: float) -> None:
     per_sample = [durations(r) for r in results]
     for stage in (*STAGES, "total"):
         total = stage == "total"
-        figure.add(Metric(f"{runtime}: {stage}", "ms", [ms(d[stage]) for d in per_sample],
+        figure.add(Metric(f"{label}: {stage}", "ms", [ms(d[stage]) for d in per_sample],
                           per="launch", target=f"p99 < {limit_ms:.0f} ms" if total else "",
                           check=below(limit_ms) if total else None))
 
 
-def run(quick: bool, scratch: Path, runtimes: tuple[str, ...] = ("process", "docker")) -> Figure:
+def label_of(runtime: str, registry: str) -> str:
+    """``process`` with the kit's Directory (the rows as before etcd), ``process, etcd``."""
+    return runtime if registry == "directory" else f"{runtime}, {registry}"
+
+
+def run(quick: bool, scratch: Path, runtimes: tuple[str, ...] = ("process", "docker"),
+        registries: tuple[str, ...] = ("directory", "etcd")) -> Figure:
     figure = Figure(1, "scale +1 -> first page reload answered by the new instance")
     limits = {"process": 1000.0, "docker": 2000.0}
     for runtime in runtimes:
-        samples = 3 if quick else 12
-        deadline = Deadline(30 if quick else 90)
-        try:
-            results = measure(runtime, samples, scratch, deadline)
-        except Exception as error:  # noqa: BLE001 - one runtime failing keeps the other's
-            figure.notes.append(f"{runtime}: not measured: {type(error).__name__}: {error}")
-            continue
-        add_runtime(figure, runtime, results, limits[runtime])
+        for registry in registries:
+            if registry != "directory" and runtime != "process":
+                continue  # etcd runs on the process runtime only (see the docstring)
+            label = label_of(runtime, registry)
+            samples = 3 if quick else 12
+            deadline = Deadline(30 if quick else 90)
+            try:
+                results = measure(runtime, registry, samples, scratch, deadline)
+            except Exception as error:  # noqa: BLE001 - one failing keeps the others' rows
+                figure.notes.append(f"{label}: not measured: {type(error).__name__}: {error}")
+                continue
+            add_runtime(figure, label, results, limits[runtime])
     figure.notes.append(
         f"Page reloads at {RATE:.0f}/s through the monolith (round robin) during every launch; "
         "a stage the probe could not see apart (e.g. healthy after registered, when Watson "
         "was faster than the 2 ms poll) shows as a duration near 0 or slightly negative.")
+    if "etcd" in registries:
+        figure.notes.append(
+            "Rows `process, etcd`: the same with a three-member etcd cluster as the Directory "
+            "(process runtime only); `registered` is the time in the registration's value "
+            "(Watson's clock before its write), `pushed` when etcd's watch delivered the "
+            "list (so it includes the write).")
     return figure

@@ -11,6 +11,10 @@ that a retry hid from the page), a second Sherlock runs here, with the same code
 policy, calling popularity directly at the same rate. Its call log gives "calls sent to
 the gone instance after the removal", which is what "out of rotation within one call"
 counts.
+
+The same rounds run once with the kit's Directory and once with a three-member etcd cluster
+as the Directory (``Stack(registry="etcd")``; rows ``etcd, ...``): both Sherlocks then
+list-then-watch etcd.
 """
 
 from __future__ import annotations
@@ -73,12 +77,12 @@ def one_round(stack: Stack, reloads, caller: SherlockCaller, hard: bool) -> dict
             "last_attempt": last_attempt - removed_at}
 
 
-def run(quick: bool, scratch: Path, runtime: str = "process") -> Figure:
-    figure = Figure(2, "graceful scale-down and kill -9 under steady reloads")
-    rounds = 1 if quick else 4
-    deadline = Deadline(45 if quick else 120)
+def measure(registry: str, rounds: int, scratch: Path, runtime: str,
+            deadline: Deadline) -> dict[str, list[dict]]:
+    """``rounds`` rounds of each removal (fewer when ``deadline`` expires), on one stack."""
     results: dict[str, list[dict]] = {"graceful": [], "kill -9": []}
-    with Stack(scratch / f"stack-{runtime}", runtime=runtime) as stack:
+    with Stack(scratch / f"stack-{runtime}-{registry}", runtime=runtime,
+               registry=registry) as stack:
         stack.scale(INSTANCES)
         caller = SherlockCaller(stack.directory_url, deadline.left() + 30)
         try:
@@ -91,26 +95,49 @@ def run(quick: bool, scratch: Path, runtime: str = "process") -> Figure:
                                                       hard=how == "kill -9"))
         finally:
             caller.close()
+    return results
+
+
+def add_rounds(figure: Figure, prefix: str, results: dict[str, list[dict]]) -> None:
     for how, rounds_done in results.items():
+        name = f"{prefix}{how}"
         figure.add(
-            Metric(f"{how}: failed page reloads", "reloads", [r["failed"] for r in rounds_done],
+            Metric(f"{name}: failed page reloads", "reloads", [r["failed"] for r in rounds_done],
                    per="round", target="0", check=lambda s: s["max"] == 0,
                    note=f"of {sum(r['reloads'] for r in rounds_done)} reloads in the windows"),
-            Metric(f"{how}: last page reload answered by the gone instance", "ms",
+            Metric(f"{name}: last page reload answered by the gone instance", "ms",
                    [ms(r["last_answer"]) for r in rounds_done], per="round",
                    note="after the removal started; 0: none after it"),
-            Metric(f"{how}: calls Sherlock sent to the gone instance after the removal",
+            Metric(f"{name}: calls Sherlock sent to the gone instance after the removal",
                    "calls", [r["attempts"] for r in rounds_done], per="round",
                    target="<= 1" if how == "kill -9" else "",
                    check=(lambda s: s["max"] <= 1) if how == "kill -9" else None,
                    note=f"{sum(r['refused'] for r in rounds_done)} of them refused "
                         "(and retried on another instance)"),
-            Metric(f"{how}: last call to the gone instance", "ms",
+            Metric(f"{name}: last call to the gone instance", "ms",
                    [ms(r["last_attempt"]) for r in rounds_done], per="round",
                    note="after the removal started (in-process Sherlock at the same rate)"),
         )
+
+
+def run(quick: bool, scratch: Path, runtime: str = "process",
+        registries: tuple[str, ...] = ("directory", "etcd")) -> Figure:
+    figure = Figure(2, "graceful scale-down and kill -9 under steady reloads")
+    rounds = 1 if quick else 4
+    for registry in registries:
+        prefix = "" if registry == "directory" else f"{registry}, "  # the rows as before etcd
+        deadline = Deadline(45 if quick else 120)
+        try:
+            results = measure(registry, rounds, scratch, runtime, deadline)
+        except Exception as error:  # noqa: BLE001 - one failing keeps the other's rows
+            figure.notes.append(f"{registry}: not measured: {type(error).__name__}: {error}")
+            continue
+        add_rounds(figure, prefix, results)
     figure.notes.append(
         f"{rounds} round(s) of each, {INSTANCES} instances, page reloads at {RATE:.0f}/s and an "
         f"in-process Sherlock calling popularity at {RATE:.0f}/s; {AFTER:.0f} s watched after "
         "each removal. Graceful calls to the instance during its drain are expected and fine.")
+    if "etcd" in registries:
+        figure.notes.append("Rows `etcd, ...`: the same rounds with a three-member etcd "
+                            "cluster as the Directory.")
     return figure

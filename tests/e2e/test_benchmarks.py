@@ -150,13 +150,19 @@ def test_the_command_writes_the_reports(tmp_path):
     assert summary["machine"] == raw["machine"] and "### Figure 3" in text
 
 
-def test_figure_1_scale_up_on_processes(tmp_path):
+@pytest.mark.etcd
+def test_figure_1_scale_up_on_processes_with_the_directory_and_with_etcd(tmp_path):
     from benchmarks import fig1_scale_up
 
     figure = fig1_scale_up.run(True, tmp_path, runtimes=("process",))
-    well_formed(figure, 1)
+    well_formed(figure, 1)  # every row, the etcd ones too, holds finite numbers
     names = [m.name for m in figure.metrics]
-    assert names == [f"process: {stage}" for stage in (*fig1_scale_up.STAGES, "total")]
+    stages = (*fig1_scale_up.STAGES, "total")
+    assert names == [f"process: {stage}" for stage in stages] + [
+        f"process, etcd: {stage}" for stage in stages], figure.notes
+    totals = {m.name: m for m in figure.metrics if m.name.endswith(": total")}
+    assert all(0 < value < 30_000 for m in totals.values() for value in m.samples), totals
+    assert totals["process, etcd: total"].target == "p99 < 1000 ms"
 
 
 @pytest.mark.docker
@@ -167,13 +173,20 @@ def test_figure_1_scale_up_on_docker(tmp_path):
     well_formed(figure, 1)
 
 
-def test_figure_2_scale_down_and_kill(tmp_path):
+@pytest.mark.etcd
+def test_figure_2_scale_down_and_kill_with_the_directory_and_with_etcd(tmp_path):
     from benchmarks import fig2_scale_down
 
     figure = fig2_scale_down.run(True, tmp_path)
-    well_formed(figure, 2)
+    well_formed(figure, 2)  # every row, the etcd ones too, holds finite numbers
     failed = [m for m in figure.metrics if m.name.endswith("failed page reloads")]
-    assert len(failed) == 2 and all(m.target == "0" for m in failed)
+    assert [m.name for m in failed] == [
+        "graceful: failed page reloads", "kill -9: failed page reloads",
+        "etcd, graceful: failed page reloads", "etcd, kill -9: failed page reloads"
+    ], figure.notes
+    assert all(m.target == "0" and m.samples for m in failed)
+    reloads = [int(m.note.split()[1]) for m in failed]  # "of N reloads in the windows"
+    assert all(n > 0 for n in reloads), reloads
 
 
 @pytest.mark.etcd
