@@ -231,9 +231,19 @@ class EtcdDirectoryClient:
         return services, answer["header"]
 
     def health(self) -> dict:
-        answer = self.session.get(self.endpoints[0] + "/health", timeout=self.timeout)
-        return {"status": "ok" if answer.ok and answer.json().get("health") == "true"
-                else "unhealthy", "etcd": self.endpoints[0]}
+        """``{"status": "ok"}`` when the cluster answers (any member), with every member's
+        own answer: ``{"members": {url: "ok" | "unhealthy" | "unreachable"}}``."""
+        members = {}
+        for endpoint in list(self.endpoints):
+            try:
+                answer = self.session.get(endpoint + "/health", timeout=self.timeout)
+                healthy = answer.ok and answer.json().get("health") == "true"
+                members[endpoint] = "ok" if healthy else "unhealthy"
+            except (requests.RequestException, ValueError):
+                members[endpoint] = "unreachable"
+        if "ok" not in members.values():
+            raise DirectoryError(f"no etcd member of {self.url} is healthy: {members}")
+        return {"status": "ok", "members": members}
 
     def services(self) -> dict[str, list[dict]]:
         return self._list()[0]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,23 +35,26 @@ def etcd_binary() -> str:
 
 @dataclass
 class Member:
+    """One etcd member: its name, the host port its clients use, its data folder, and what
+    runs it (a process here; a container in :mod:`mwkit.wizard.runtimes.docker_etcd`)."""
+
     name: str
-    client_port: int
+    client_port: int  # on 127.0.0.1 of this machine
     peer_port: int
     data: Path
-    process: subprocess.Popen | None = None
+    running: object | None = None
 
     @property
     def client_url(self) -> str:
         return f"http://127.0.0.1:{self.client_port}"
 
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
-
 
 class EtcdCluster:
-    """``size`` etcd members on 127.0.0.1; ``url`` is what the kit's clients take."""
+    """``size`` etcd members as local processes; ``url`` is what the kit's clients take.
+
+    Where a member runs and how its peers reach it are the only things a subclass changes
+    (:meth:`_listen`, :meth:`_spawn`, :meth:`_signal_kill`, :meth:`_remove`).
+    """
 
     def __init__(self, folder: Path | str, size: int = 3,
                  env: Mapping[str, str] | None = None) -> None:
@@ -67,20 +69,37 @@ class EtcdCluster:
     def url(self) -> str:
         return "etcd://" + ",".join(m.client_url.removeprefix("http://") for m in self.members)
 
-    def _command(self, member: Member, state: str) -> list[str]:
-        cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
-        return [etcd_binary(), "--name", member.name, "--data-dir", str(member.data),
-                "--listen-client-urls", member.client_url,
-                "--advertise-client-urls", member.client_url,
-                "--listen-peer-urls", member.peer_url,
-                "--initial-advertise-peer-urls", member.peer_url,
+    def _listen(self, member: Member) -> tuple[str, str, str, str]:
+        """Its client URLs (listen, advertise) and peer URLs (listen, advertise)."""
+        peer = f"http://127.0.0.1:{member.peer_port}"
+        return member.client_url, member.client_url, peer, peer
+
+    def _command(self, member: Member, state: str, etcd: str) -> list[str]:
+        listen_client, client, listen_peer, peer = self._listen(member)
+        cluster = ",".join(f"{m.name}={self._listen(m)[3]}" for m in self.members)
+        return [etcd, "--name", member.name, "--data-dir", str(member.data),
+                "--listen-client-urls", listen_client, "--advertise-client-urls", client,
+                "--listen-peer-urls", listen_peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", cluster, "--initial-cluster-state", state,
                 "--initial-cluster-token", f"mwkit-{self.members[0].client_port}",
                 "--log-level", "warn", "--logger", "zap"]
 
     def _spawn(self, member: Member, state: str) -> None:
-        member.process = spawn(self._command(member, state), env=self.env,
+        member.running = spawn(self._command(member, state, etcd_binary()), env=self.env,
                                log_path=self.folder / f"etcd-{member.name}.log")
+
+    def _wait(self, member: Member, timeout: float) -> None:
+        wait_for_http(f"{member.client_url}/health", timeout, proc=member.running,
+                      log_path=self.folder / f"etcd-{member.name}.log")
+
+    def _signal_kill(self, member: Member) -> None:
+        signal_group(member.running.pid, signal.SIGKILL)
+        member.running.wait()
+        member.running = None
+
+    def _remove(self, member: Member) -> None:
+        stop_group(member.running, grace=5.0)
+        member.running = None
 
     def start(self, timeout: float = 30.0) -> EtcdCluster:
         """Start every member at once (each waits for a majority), then wait for all."""
@@ -90,8 +109,7 @@ class EtcdCluster:
                 shutil.rmtree(member.data, ignore_errors=True)  # a crashed cluster's, if any
                 self._spawn(member, "new")
             for member in self.members:
-                wait_for_http(f"{member.client_url}/health", timeout, proc=member.process,
-                              log_path=self.folder / f"etcd-{member.name}.log")
+                self._wait(member, timeout)
         except BaseException:
             self.stop()
             raise
@@ -100,24 +118,20 @@ class EtcdCluster:
     def kill(self, index: int) -> None:
         """kill -9 one member (its data stays: :meth:`restart` brings it back)."""
         member = self.members[index]
-        if member.process is not None:
-            signal_group(member.process.pid, signal.SIGKILL)
-            member.process.wait()
-            member.process = None
+        if member.running is not None:
+            self._signal_kill(member)
 
     def restart(self, index: int, timeout: float = 30.0) -> None:
         """Start a killed member again on its data: it catches up from the others."""
         member = self.members[index]
         self._spawn(member, "existing")
-        wait_for_http(f"{member.client_url}/health", timeout, proc=member.process,
-                      log_path=self.folder / f"etcd-{member.name}.log")
+        self._wait(member, timeout)
 
     def stop(self) -> None:
         """Stop every member and remove its data."""
         for member in self.members:
-            if member.process is not None:
-                stop_group(member.process, grace=5.0)
-                member.process = None
+            if member.running is not None:
+                self._remove(member)
             shutil.rmtree(member.data, ignore_errors=True)
 
     def __enter__(self) -> EtcdCluster:

@@ -133,11 +133,12 @@ RECIPES = {
     recipe.name: recipe
     for recipe in (
         # popularity, the Lobsters stand-in, the Directory and Watson: mwkit's own source
-        # is mounted read-only at run time, so only the libraries are needed.
+        # is mounted read-only at run time, so only the libraries are needed; and etcd,
+        # for a stack whose Directory is an etcd cluster (--registry etcd).
         Recipe(name="base", base="python:3.11-slim", packages=(
             "python3", "python3-flask", "python3-requests", "python3-yaml",
             "python3-pymysql", "python3-aiohttp", "python3-psutil", "bash",
-            "ca-certificates",
+            "ca-certificates", "etcd-server",
         )),
         Recipe(name="mariadb", base="debian:bookworm-slim", packages=("mariadb-server",)),
     )

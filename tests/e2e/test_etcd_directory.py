@@ -11,12 +11,12 @@ import pytest
 from mwkit.directory import directory_client
 from mwkit.directory.etcd import EtcdDirectoryClient, lease_seconds
 from mwkit.directory.etcd_cluster import EtcdCluster
-from mwkit.errors import DirectoryError, StackError
+from mwkit.errors import DirectoryError
 from mwkit.sherlock import Sherlock
 from mwkit.stack import Stack
 from mwkit.traffic import EventLog
-from mwkit.wizard.runtimes.process import groups_of
 from tests.e2e.test_discovery import steady_calls
+from tests.e2e.test_stack import leftovers
 
 pytestmark = pytest.mark.etcd
 
@@ -119,11 +119,13 @@ def test_kill_9_of_an_etcd_member_loses_no_call(cluster, make_fleet):
         assert [a for a in steady_calls(session, 30) if not isinstance(a, str)] == []
 
 
-def test_a_stack_on_etcd_loses_no_reload_when_a_member_is_killed(tmp_path):
-    """The whole demo stack with etcd as its Directory: Watsons register, the monolith's
-    Sherlock routes, kill -9 of a member under steady page reloads fails none, and the
-    stack's teardown removes the cluster with everything else."""
-    with Stack(tmp_path / "work", runtime="process", registry="etcd") as stack:
+@pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
+def test_a_stack_on_etcd_loses_no_reload_when_a_member_is_killed(tmp_path, runtime):
+    """The whole demo stack with etcd as its Directory (member processes, or containers on
+    the stack's network): Watsons register, the monolith's Sherlock routes, kill -9 of a
+    member under steady page reloads fails none, the member comes back, and the stack's
+    teardown removes the cluster with everything else."""
+    with Stack(tmp_path / "work", runtime=runtime, registry="etcd") as stack:
         assert stack.directory_url.startswith("etcd://") and len(stack.etcd.members) == 3
         stack.scale(2)
         with stack.reloads(rate=20, duration=4) as reloads:
@@ -136,10 +138,6 @@ def test_a_stack_on_etcd_loses_no_reload_when_a_member_is_killed(tmp_path):
         stack.scale(3)  # registrations still work on two members of three
         assert {i["id"] for i in stack.directory().instances("popularity")} == {
             "popularity-v1-1", "popularity-v1-2", "popularity-v1-3"}
-    assert list(groups_of(tmp_path / "work")) == []
-
-
-def test_etcd_with_the_docker_runtime_is_refused_before_anything_starts(tmp_path):
-    with pytest.raises(StackError, match="does not yet .* use --runtime process"):
-        Stack(tmp_path / "work", runtime="docker", registry="etcd").up()
-    assert list(groups_of(tmp_path / "work")) == []
+        stack.etcd.restart(0)
+        assert stack.directory().health()["status"] == "ok"
+    assert leftovers(stack) == []

@@ -288,10 +288,8 @@ class DockerRuntime:
             removed.append(f"{container.labels.get('mwkit.instance', container.name)} "
                            f"(container {container.name})")
         for network in self._networks(workdir) if infrastructure else []:  # a full teardown
-            network.reload()
-            if not network.containers:
-                with contextlib.suppress(Exception):  # in use again meanwhile
-                    network.remove()
+            with contextlib.suppress(docker.errors.APIError):  # in use: the engine keeps it
+                network.remove()
         return removed
 
     def start_directory(self, workdir: Path, token: str | None = None) -> Directory:
@@ -329,16 +327,31 @@ class DockerRuntime:
                                container_name(workdir, "mariadb"), labels=labels) as urls:
             yield urls.host
 
+    def start_etcd(self, workdir: Path, size: int = 3):
+        """An etcd cluster of ``size`` member containers as the stack's Directory (not
+        started: use it as a context manager); see :mod:`.docker_etcd`."""
+        from mwkit.wizard.runtimes.docker_etcd import DockerEtcdCluster
+
+        return DockerEtcdCluster(self, workdir, size)
+
     def instance_url(self, url: str) -> str:
         """A host loopback URL of a kit container published on 127.0.0.1 becomes the
-        container's name and port on its network; other loopback URLs cannot be reached
-        from containers."""
+        container's name and port on its network (for an ``etcd://`` URL, each member's);
+        other loopback URLs cannot be reached from containers."""
+        from mwkit.directory.etcd import SCHEME, endpoints_of, is_etcd_url
+
+        if is_etcd_url(url):
+            members = [self.instance_url(member) for member in endpoints_of(url)]
+            return SCHEME + ",".join(member.removeprefix("http://") for member in members)
         parts = urlsplit(url)
         if parts.hostname not in ("127.0.0.1", "localhost"):
             return url
-        for container in self.client.containers.list(filters={"label": "mwkit.managed=1"},
-                                                     ignore_removed=True):
-            for inside, bindings in (container.ports or {}).items():
+        # The ports it was started with (HostConfig), not those it has now: a stopped
+        # container (an etcd member killed a moment ago) keeps its name and its bindings.
+        for container in self.client.containers.list(all=True, ignore_removed=True,
+                                                     filters={"label": "mwkit.managed=1"}):
+            bound = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
+            for inside, bindings in bound.items():
                 if any(str(b.get("HostPort")) == str(parts.port) for b in bindings or []):
                     userinfo = parts.netloc.rpartition("@")[0]
                     netloc = f"{container.name}:{inside.split('/')[0]}"
