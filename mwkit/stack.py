@@ -210,12 +210,13 @@ class Stack:
             self._start_kit_directory()
 
     def _start_etcd(self) -> None:
-        self.progress("starting a three-member etcd cluster on loopback as the Directory")
+        self.progress(f"starting a three-member etcd cluster as the Directory, on the "
+                      f"{self.runtime.name} runtime")
         cluster = self._resources.enter_context(self.runtime.start_etcd(self.workdir))
         self.etcd = cluster
         self.directory_url = cluster.url
         self.progress(f"etcd answers at {cluster.url} (reads and writes are open on "
-                      f"loopback: this etcd runs without authentication)")
+                      f"this machine: this etcd runs without authentication)")
 
     def _start_kit_directory(self) -> None:
         self.progress(f"starting the Directory on the {self.runtime.name} runtime")
