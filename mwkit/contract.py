@@ -35,7 +35,6 @@ WATSON_CONFIG = "MWKIT_WATSON_CONFIG"  # the rendered datawire.conf
 DIRECTORY_TOKEN = "MWKIT_DIRECTORY_TOKEN"  # what the Directory's writes need
 STOP_GRACE = "MWKIT_STOP_GRACE"  # seconds between the service's SIGTERM and SIGKILL
 ADVERTISE_HOST = "MWKIT_ADVERTISE_HOST"  # register this host ("container-ip": our own IP)
-HOST_UID = "MWKIT_HOST_UID"  # in a container: give the state files back to this user
 
 PHASE_FILE = "phase.json"
 #: Written by the wizard into the state dir before it stops an instance: ``{"drain": false}``

@@ -58,7 +58,6 @@ class InstanceEnvironment:
     metadata: dict[str, str]  # extra Directory metadata (tag, commit, runtime, published...)
     token: str | None
     grace: float  # seconds between SIGTERM and SIGKILL of the service
-    host_uid: int | None  # on Docker: give the state files back to the host's user
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> InstanceEnvironment:
@@ -68,7 +67,6 @@ class InstanceEnvironment:
             return env[name]
 
         metadata = json.loads(env.get(contract.METADATA) or "{}")
-        uid = env.get(contract.HOST_UID)
         return cls(
             instance_id=need(contract.INSTANCE_ID),
             service=need(contract.SERVICE),
@@ -78,24 +76,20 @@ class InstanceEnvironment:
             metadata={str(k): str(v) for k, v in metadata.items()},
             token=env.get(contract.DIRECTORY_TOKEN) or None,
             grace=float(env.get(contract.STOP_GRACE) or 5.0),
-            host_uid=int(uid) if uid else None,
         )
 
 
 class PhaseFile:
     """``phase.json``: the instance's phase, replaced atomically at every change."""
 
-    def __init__(self, path: Path, host_uid: int | None = None):
+    def __init__(self, path: Path):
         self.path = path
-        self.host_uid = host_uid
         self.data: dict = {"supervisor_pid": os.getpid()}
 
     def write(self, phase: Phase, **fields) -> None:
         self.data.update(fields, phase=phase, time=time.time())
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text(json.dumps(self.data))
-        if self.host_uid is not None:
-            os.chown(tmp, self.host_uid, -1)
         os.replace(tmp, self.path)
         print(f"[supervisor] phase {phase}" + (f": {fields['reason']}" if "reason" in fields
                                                 else ""), flush=True)
@@ -174,7 +168,7 @@ class Supervisor:
 
     def __init__(self, settings: InstanceEnvironment):
         self.settings = settings
-        self.phase = PhaseFile(settings.state_dir / contract.PHASE_FILE, settings.host_uid)
+        self.phase = PhaseFile(settings.state_dir / contract.PHASE_FILE)
         self.stopping = threading.Event()
         self.child: subprocess.Popen | None = None
 
@@ -189,7 +183,6 @@ class Supervisor:
             return self._lifecycle()
         finally:
             self._end_child(grace=0)
-            self._give_back_state_dir()
 
     def _lifecycle(self) -> int:
         try:
@@ -293,24 +286,11 @@ class Supervisor:
             child.kill()
             child.wait()
 
-    def _give_back_state_dir(self) -> None:
-        """On Docker we run as root: hand the state folder back to the host's user."""
-        if self.settings.host_uid is None:
-            return
-        for root, dirs, files in os.walk(self.settings.state_dir):
-            for name in dirs + files:
-                try:
-                    os.lchown(os.path.join(root, name), self.settings.host_uid, -1)
-                except OSError:
-                    pass
-
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="[%(name)s] %(message)s")
     settings = InstanceEnvironment.from_env()
-    if settings.host_uid is not None:
-        os.umask(0)  # the host's user can remove what we leave, even after a SIGKILL
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return Supervisor(settings).run()
 
