@@ -40,12 +40,13 @@ import yaml
 from mwkit import contract
 from mwkit.directory import DIRECTORY_PORT
 from mwkit.errors import InvalidName, SourceError, SpecError
+from mwkit.wizard.commit_image import DEFAULT_PREFIX, image_reference
 from mwkit.wizard.source import UNCOMMITTED, UNCOMMITTED_COPY, checkout
 from mwkit.wizard.spec import ServiceSpec, load_spec, render_datawire_conf
 from mwkit.wizard.wizard import SERVICE_GRACE, STOP_MARGIN
 
 KUBERNETES_VERSION = "1.30"
-DEFAULT_IMAGE_PREFIX = "mwkit/"
+DEFAULT_IMAGE_PREFIX = DEFAULT_PREFIX
 SERVICE_DIR = "/usr/src/service"  # where the image holds the service folder
 STATE_DIR = "/tmp/mwkit-state"  # the contract's MWKIT_STATE_DIR, on the writable /tmp
 TMP_SIZE = "64Mi"  # as the Docker runtime's tmpfs
@@ -119,7 +120,7 @@ def manifests(spec: ServiceSpec, commit: str, *, tag: str, replicas: int = 1,
     timeout = _seconds("health_check.timeout", check.timeout, rounded)
     drain = _seconds("drain (Watson's, before SIGTERM)", _drain(spec), rounded)
     grace = drain + math.ceil(SERVICE_GRACE) + math.ceil(STOP_MARGIN)
-    image = f"{image_prefix}{name}:{commit[:12]}"
+    image = image_reference(name, commit, image_prefix)  # as mwkit swarm builds it
     selector = {"mwkit/service": name}
     labels = {**selector, "mwkit/tag": tag, "mwkit/commit": commit}
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]

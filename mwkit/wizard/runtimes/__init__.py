@@ -18,6 +18,7 @@ from mwkit.wizard.runtimes.base import Handle, LaunchPlan, Runtime
 RUNTIMES = {
     "process": "mwkit.wizard.runtimes.process:ProcessRuntime",
     "docker": "mwkit.wizard.runtimes.docker:DockerRuntime",
+    "swarm": "mwkit.wizard.runtimes.swarm:SwarmRuntime",
 }
 #: What ``auto`` tries, best first; the last one must always be available.
 AUTO_ORDER = ("docker", "process")
