@@ -296,6 +296,7 @@ def mariadb_container(
         ports={"3306/tcp": ("127.0.0.1", None)},
         labels={"mwkit.service": "mariadb", "mwkit.stack": "1", **(labels or {})},
         environment={CONTAINER_INIT_SQL_ENV: bootstrap_sql(database, user, password)},
+        restart_policy={"Name": "unless-stopped"},  # back after the engine restarts
         **MARIADB_LOCKDOWN,
     )
     try:

@@ -42,7 +42,13 @@ DEFAULT_MEMORY, MIN_MEMORY, MAX_MEMORY = 256 * 2**20, 32 * 2**20, 2**40
 DEFAULT_PIDS, MIN_PIDS, MAX_PIDS = 256, 32, 65536
 MEMORY = re.compile(r"([0-9]{1,13})([kmg]?)", re.IGNORECASE)  # ASCII digits only
 UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
-TOP_KEYS = ("service_name", "service_port", "service_links", "health_check", "env", "limits")
+TOP_KEYS = ("service_name", "service_port", "service_links", "health_check", "env", "limits",
+            "restart")
+#: ``restart:``: "no" (the default: a stopped instance stays stopped, the wizard decides),
+#: or "unless-stopped" (as Docker Compose says it: the engine starts the instance again
+#: after the engine itself restarted, unless the kit stopped it; for a stack's own parts,
+#: such as the monolith). Processes do not outlive their machine's restart either way.
+RESTART_POLICIES = ("no", "unless-stopped")
 REQUIRED_KEYS = ("service_name", "service_port")
 
 
@@ -79,6 +85,7 @@ class ServiceSpec:
     env: dict[str, str]
     folder: Path
     limits: Limits = Limits()
+    restart: str = RESTART_POLICIES[0]
 
     @property
     def mw_sh(self) -> Path:
@@ -176,6 +183,13 @@ def _limits(where: Path, raw: object) -> Limits:
                   read_only_root=read_only_root)
 
 
+def _restart(where: Path, raw: object) -> str:
+    if raw not in RESTART_POLICIES or isinstance(raw, bool):  # YAML reads a bare no as False
+        raise _wrong(where, "restart", f"one of {', '.join(map(repr, RESTART_POLICIES))} "
+                     f"(quote 'no')", raw)
+    return raw
+
+
 def _links(where: Path, raw: object) -> tuple[str, ...]:
     if not isinstance(raw, list):
         raise _wrong(where, "service_links", f"a list of {' and '.join(KNOWN_LINKS)}", raw)
@@ -235,6 +249,7 @@ def load_spec(service_folder: Path) -> ServiceSpec:
         env=_env(where, raw.get("env", {})),
         folder=folder,
         limits=_limits(where, raw.get("limits", {})),
+        restart=_restart(where, raw.get("restart", RESTART_POLICIES[0])),
     )
     for needed in (spec.mw_sh, spec.datawire_template):
         if not needed.is_file():

@@ -247,7 +247,7 @@ class Wizard:
             commit=instance.commit, folder=done.folder,
             instance_dir=Path(instance.instance_dir), workdir=self.workdir,
             service_port=spec.port, health_path=spec.health_check.path, env=env,
-            render_conf=render_conf, limits=spec.limits,
+            render_conf=render_conf, limits=spec.limits, restart=spec.restart,
         )
 
     def _await(self, instance: Instance, handle: Handle, timeout: float) -> None:

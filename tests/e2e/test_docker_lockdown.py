@@ -10,6 +10,7 @@ wizard planned, nothing of the host's.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,32 @@ def test_an_instance_may_write_its_sqlite_folder(tmp_path, workdir, directory, r
         assert run_in(container, "sh", "-c", f"echo x > {database} && echo x > "
                                              f"{database}-journal") == (0, "")
     assert {p.stat().st_uid for p in database.parent.iterdir()} == {container_user()[0]}
+
+
+def restart_policy(container) -> str:
+    return container.attrs["HostConfig"]["RestartPolicy"]["Name"]
+
+
+def test_the_stacks_own_parts_come_back_with_the_engine_and_instances_do_not(
+        wizard, runtime, directory, tmp_path):
+    """After an engine restart (Docker Desktop restarted), the Directory, the database and
+    a service whose microwizard.yml says ``restart: unless-stopped`` (the monolith) are
+    started again by the engine; an ordinary instance is not: the wizard decides."""
+    keeper = make_service(tmp_path / "keeper", "keeper")
+    with open(keeper / "microwizard" / "microwizard.yml", "a") as yml:
+        yml.write("restart: unless-stopped\n")
+    wizard.add_source("keeper", ServiceSource(keeper))
+    kept = the_container(runtime, wizard, wizard.svrun("keeper", "v1", "UNCOMMITTED").id)
+    ordinary = the_container(runtime, wizard, wizard.svrun("tiny", "v1", "v1").id)
+    assert restart_policy(kept) == "unless-stopped"
+    assert restart_policy(ordinary) == "no"
+    assert restart_policy(runtime.client.containers.get(directory.handle.container)) == \
+        "unless-stopped"
+    with runtime.database(wizard.workdir):
+        [mariadb] = [c for c in containers(runtime, wizard.workdir)
+                     if c.labels.get("mwkit.service") == "mariadb"]
+        assert restart_policy(mariadb) == "unless-stopped"
+    kept.kill()  # killed by the kit (svkill --now, a chaos fault): it stays down
+    time.sleep(2)
+    kept.reload()
+    assert kept.status == "exited"

@@ -49,3 +49,20 @@ def test_bad_limits_name_the_file_the_key_and_what_was_expected(tmp_path, limits
         load_spec(tmp_path)
     assert str(error.value).startswith(f"{where}: ")
     assert expected in str(error.value)
+
+
+@pytest.mark.parametrize("line, policy", [
+    ("", "no"), ("restart: 'no'\n", "no"), ("restart: unless-stopped\n", "unless-stopped"),
+])
+def test_restart_says_whether_the_engine_starts_an_instance_again(tmp_path, line, policy):
+    make_service(tmp_path, MINIMAL + line)
+    assert load_spec(tmp_path).restart == policy
+
+
+@pytest.mark.parametrize("value", ["no", "always", "true", "[unless-stopped]"])
+def test_a_bad_restart_names_the_key_and_the_choices(tmp_path, value):
+    where = make_service(tmp_path, MINIMAL + f"restart: {value}\n")  # a bare no is False
+    with pytest.raises(SpecError) as error:
+        load_spec(tmp_path)
+    assert str(error.value).startswith(f"{where}: key 'restart' must be one of 'no', "
+                                       f"'unless-stopped' (quote 'no')")

@@ -41,6 +41,7 @@ class LaunchPlan:
     env: dict[str, str]  # the service's environment (spec env, links, MWKIT_*)
     render_conf: Callable[[str, str], str]
     limits: Limits = Limits()  # what a container may use (microwizard.yml's limits:)
+    restart: str = "no"  # microwizard.yml's restart: "unless-stopped" survives an engine restart
 
     @property
     def state_dir(self) -> Path:

@@ -46,6 +46,9 @@ STATE_DIR = "/var/lib/mwkit/instance"
 CONF_PATH = "/etc/mwkit/datawire.conf"
 KIT_DIR = "/opt/mwkit"
 MANAGED = {"mwkit.managed": "1"}
+#: The stack's own parts (the Directory, etcd, MariaDB) come back when the engine restarts
+#: (a laptop's Docker Desktop restarted); a container the kit stopped or killed stays so.
+KEEP_RUNNING = {"Name": "unless-stopped"}
 #: Who runs in the kit's containers when this machine's user is root: a fixed unprivileged
 #: uid and gid (the image needs no entry for it in /etc/passwd).
 CONTAINER_UID = 10001
@@ -223,7 +226,8 @@ class DockerRuntime:
         container = self._run(
             name, plan.workdir, labels, command=["python3", "-m", "mwkit.wizard.supervisor"],
             working_dir=SERVICE_DIR, environment=env, volumes=volumes,
-            ports={f"{port}/tcp": ("127.0.0.1", host_port)}, **locked_down(plan.limits))
+            ports={f"{port}/tcp": ("127.0.0.1", host_port)}, **locked_down(plan.limits),
+            restart_policy={"Name": plan.restart})
         container.reload()
         networks = container.attrs["NetworkSettings"]["Networks"]
         ip = networks[network_name(plan.workdir)]["IPAddress"]
@@ -302,7 +306,7 @@ class DockerRuntime:
             command=directory_command("0.0.0.0", DIRECTORY_PORT, python="python3"),
             environment={"PYTHONPATH": KIT_DIR, contract.DIRECTORY_TOKEN: token or ""},
             volumes=kit_mounts(), ports={f"{DIRECTORY_PORT}/tcp": ("127.0.0.1", host_port)},
-            **locked_down(DIRECTORY_LIMITS))
+            **locked_down(DIRECTORY_LIMITS), restart_policy=KEEP_RUNNING)
         url = f"http://127.0.0.1:{host_port}"
         handle = Handle(runtime=self.name, instance_id="directory",
                         instance_dir=str(workdir / "directory"), container=container.id,

@@ -40,7 +40,11 @@ class DockerEtcdCluster(EtcdCluster):
                 f"http://0.0.0.0:{PEER_PORT}", f"http://{name}:{PEER_PORT}")
 
     def _spawn(self, member: Member, state: str) -> None:
-        from mwkit.wizard.runtimes.docker import give_to_container_user, locked_down
+        from mwkit.wizard.runtimes.docker import (
+            KEEP_RUNNING,
+            give_to_container_user,
+            locked_down,
+        )
 
         member.data.mkdir(parents=True, exist_ok=True, mode=0o700)
         give_to_container_user(member.data)
@@ -49,7 +53,7 @@ class DockerEtcdCluster(EtcdCluster):
             command=self._command(member, state, "etcd"),
             volumes={str(member.data): {"bind": str(member.data), "mode": "rw"}},
             ports={f"{CLIENT_PORT}/tcp": ("127.0.0.1", member.client_port)},
-            **locked_down(Limits()))
+            **locked_down(Limits()), restart_policy=KEEP_RUNNING)
 
     def _wait(self, member: Member, timeout: float) -> None:
         try:
