@@ -16,7 +16,7 @@ import collections
 
 import pytest
 
-from mwkit.stack import Stack
+from mwkit.stack import Stack, teardown
 from mwkit.swarm import STATE_FILE, SwarmServices, service_name
 from mwkit.wizard.runtimes.docker import network_name
 
@@ -78,11 +78,22 @@ def test_deploy_two_replicas_sherlock_routes_to_both_overlay_addresses(stack, sw
     assert {r.instance for r in records} == {i["id"] for i in listed}
 
 
-def test_scale_to_three_under_reloads_fails_none(stack, swarm):
-    summary, _ = reloads_during(stack, lambda: swarm.scale("popularity", "v1", 3))
-    assert len(summary["result"]) == 3
+def test_scale_to_three_with_the_cli_under_reloads_fails_none(stack, swarm, monkeypatch,
+                                                              capsys):
+    from mwkit import cli
+
+    if "mwkit.swarm_commands" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES,
+                                                     "mwkit.swarm_commands"])
+    summary, _ = reloads_during(stack, lambda: cli.main(
+        ["swarm", "scale", "popularity", "v1", "3", "--workdir", str(stack.workdir)]))
+    assert summary["result"] == 0, capsys.readouterr().err
+    assert len(swarm.status("popularity", "v1")) == 3
     assert summary["reloads"] > 0 and failed(summary) == 0, summary
     print(f"scale 2 -> 3: {summary}")
+    assert cli.main(["swarm", "status", "popularity", "v1", "--workdir",
+                     str(stack.workdir)]) == 0
+    assert capsys.readouterr().out.count("registered popularity-") == 3
 
 
 def test_rolling_update_to_v2_start_first_fails_none(stack, swarm):
@@ -107,11 +118,12 @@ def test_rollback_to_v1_fails_none(stack, swarm):
     assert {t.commit for t in summary["result"]} == {labels["mwkit.commit"][:12]}
 
 
-def test_down_leaves_nothing_and_the_swarm_as_it_was(stack, swarm):
+def test_mwkit_down_leaves_nothing_and_the_swarm_as_it_was(stack, swarm):
     client = stack.runtime.client
     made_swarm = (stack.workdir / STATE_FILE).is_file()
     assert made_swarm == (stack.swarm_state_before != "active")
-    stack.down()
+    removed = teardown(stack.workdir, progress=lambda line: None)  # what `mwkit down` does
+    assert any("Swarm service" in line for line in removed), removed
     labelled = {"label": f"mwkit.workdir={stack.workdir.resolve()}"}
     assert client.containers.list(all=True, filters=labelled) == []
     assert [n.name for n in client.networks.list(names=[network_name(stack.workdir)])
