@@ -9,7 +9,7 @@ checkout    the wizard has the commit's folder and the spec (its progress line)
 start       the supervisor runs and wrote its first phase (``phase.json``)
 init        ``mw.sh init`` finished (phase ``starting``)
 healthy     the instance's health URL first answers 200 (polled here every 2 ms)
-registered  the Directory logged the registration (its event's time)
+registered  the Directory registered it (the registration's ``registered_at``)
 pushed      a watcher of the Directory's push stream got the new list
 first call  a page reload was answered by the new instance
 
@@ -18,9 +18,9 @@ launch call to the first answered reload. Between samples the stack is scaled ba
 
 The same is measured once with the kit's Directory and once with a three-member etcd
 cluster as the Directory (``Stack(registry="etcd")``, process runtime only: the kit runs
-etcd on the host's loopback, which containers cannot reach). On etcd, ``registered`` is the
-time in the registration's value (Watson's clock just before its write: etcd's history
-keeps no times), and ``pushed`` is when the watch of the prefix delivered the new list.
+etcd on the host's loopback, which containers cannot reach). On etcd, ``registered_at`` is
+in the registration's value (Watson's clock just before its write: etcd keeps no times), so
+``pushed``, when the watch of the prefix delivered the new list, includes the write.
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ def one_launch(stack: Stack, watcher: PushWatcher, reloads, timeout: float = 30)
     if first_call is None:
         raise RuntimeError(f"{instance.id}: no page reload answered by it within {timeout} s")
     with directory_client(stack.directory_url) as directory:
-        events = directory.events()
-    registered = min(e["time"] for e in events
-                     if e["instance"] == instance.id and e["kind"] == "registered")
+        registered = next((i["registered_at"] for i in directory.instances("popularity")
+                           if i["id"] == instance.id), None)
+    if registered is None:
+        raise RuntimeError(f"{instance.id} answered a page reload but is not registered")
     checked_out = next(t for t, line in progress if "starting on" in line)
     return {"launch": launched, "checkout": checked_out,
             "start": phases.get("initializing", checked_out),
