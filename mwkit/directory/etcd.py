@@ -412,8 +412,12 @@ class EventFeed:
         with self._lock:
             return [event for event in self._events if event["version"] > version]
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread (at most ``timeout`` seconds): interrupt its watch again until it
+        ends, since the watch may not have been open yet the first time."""
         self._closed.set()
-        self.client.interrupt()
-        self._thread.join(timeout=5)
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self.client.interrupt()
+            self._thread.join(0.1)
         self.client.close()

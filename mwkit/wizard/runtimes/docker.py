@@ -350,12 +350,12 @@ class DockerRuntime:
         parts = urlsplit(url)
         if parts.hostname not in ("127.0.0.1", "localhost"):
             return url
-        # The ports it was started with (HostConfig), not those it has now: a stopped
-        # container (an etcd member killed a moment ago) keeps its name and its bindings.
+        # The ports it has now, and those it was started with: a stopped container (an
+        # etcd member killed a moment ago) has none now, but keeps its name and bindings.
         for container in self.client.containers.list(all=True, ignore_removed=True,
                                                      filters={"label": "mwkit.managed=1"}):
-            bound = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
-            for inside, bindings in bound.items():
+            asked = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
+            for inside, bindings in [*asked.items(), *(container.ports or {}).items()]:
                 if any(str(b.get("HostPort")) == str(parts.port) for b in bindings or []):
                     userinfo = parts.netloc.rpartition("@")[0]
                     netloc = f"{container.name}:{inside.split('/')[0]}"
