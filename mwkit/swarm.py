@@ -69,6 +69,7 @@ UPDATE_DELAY = 2.0  # seconds between two tasks of a rolling update
 START_PERIOD = 60.0  # seconds a new task may take (mw.sh init, Watson's rise) before it counts
 DRAIN_BOUND = 5.0  # the longest drain the kit gives Watson (its default: 1 s) before SIGKILL
 NS = 1_000_000_000
+FAILED = ("failed", "rejected")  # the states of a task that ended badly
 
 
 # --- the swarm itself ----------------------------------------------------------------------
@@ -133,7 +134,8 @@ def remove_services(client, workdir: Path, timeout: float = 30) -> list[str]:
         removed.append(f"{service.name} (Swarm service)")
     deadline = time.monotonic() + timeout
     while removed and time.monotonic() < deadline and client.containers.list(
-            all=True, filters={"label": f"mwkit.swarm={stack_id(workdir)}"}):
+            all=True, filters={"label": f"mwkit.swarm={stack_id(workdir)}"},
+            ignore_removed=True):
         time.sleep(0.2)
     return removed
 
@@ -289,7 +291,13 @@ class SwarmServices:
             update_config=docker.types.UpdateConfig(**update),
             rollback_config=docker.types.RollbackConfig(**update),
             endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"))
-        return self._converge(service, tag, commit, replicas, timeout)
+        try:
+            return self._converge(service, tag, commit, replicas, timeout)
+        except WizardError as error:  # a service that never ran must not restart forever
+            logs = self._logs(service, tag)
+            self.remove(service, tag)
+            raise WizardError(f"{error}; the service is removed; its last lines:\n{logs}") \
+                from None
 
     def scale(self, service: str, tag: str, replicas: int, timeout: float = 120) -> list[Task]:
         """Run ``replicas`` tasks (the panel's slider); extra tasks drain as they stop."""
@@ -377,9 +385,17 @@ class SwarmServices:
                               "(deploy it first)")
         return found[0] if found else None
 
+    def _logs(self, service: str, tag: str, lines: int = 20) -> str:
+        """The last lines of the service's tasks' output (what ``docker service logs``
+        shows)."""
+        found = self._service(service, tag)
+        return b"".join(found.logs(stdout=True, stderr=True, tail=lines)).decode(
+            "utf-8", "replace").rstrip("\n")
+
     def _containers(self, name: str) -> list:
         return self.client.containers.list(
-            all=True, filters={"label": f"com.docker.swarm.service.name={name}"})
+            all=True, filters={"label": f"com.docker.swarm.service.name={name}"},
+            ignore_removed=True)  # a task's container may go between the list and its read
 
     def _converge(self, service: str, tag: str, commit: str, replicas: int,
                   timeout: float) -> list[Task]:
@@ -392,6 +408,12 @@ class SwarmServices:
             if update.get("State") in ("paused", "rollback_paused"):
                 raise WizardError(f"{found.name}: the rolling update paused: "
                                   f"{update.get('Message')}")
+            failed = [task["Status"].get("Err") or task["Status"]["State"]
+                      for task in found.tasks() if task["Status"]["State"] in FAILED
+                      and commit[:12] in task["Spec"]["ContainerSpec"]["Image"]]
+            if len(failed) >= max(replicas, 1):
+                raise WizardError(f"{found.name}: {len(failed)} tasks of {commit[:12]} failed "
+                                  f"({failed[0]})")
             tasks = self.status(service, tag)
             running = [t for t in tasks if t.state == "running" and t.commit == commit[:12]]
             listed = self.registered(service, tag)

@@ -13,12 +13,16 @@ The tests run in order on one stack (about a minute and a half here).
 from __future__ import annotations
 
 import collections
+import subprocess
 
 import pytest
 
+from mwkit.errors import WizardError
 from mwkit.stack import Stack, teardown
 from mwkit.swarm import STATE_FILE, SwarmServices, service_name
 from mwkit.wizard.runtimes.docker import network_name
+from mwkit.wizard.source import ServiceSource
+from tests.helpers.wizard import make_repo
 
 pytestmark = pytest.mark.docker
 
@@ -116,6 +120,19 @@ def test_rollback_to_v1_fails_none(stack, swarm):
         service_name(stack.workdir, "popularity", "v1")).attrs["Spec"]["Labels"]
     assert labels["mwkit.ref"] == "v1"
     assert {t.commit for t in summary["result"]} == {labels["mwkit.commit"][:12]}
+
+
+def test_a_deploy_whose_tasks_fail_says_why_and_leaves_no_service(stack, tmp_path):
+    folder = make_repo(tmp_path / "tiny")
+    spec = folder / "microwizard" / "microwizard.yml"
+    spec.write_text(spec.read_text().replace("TINY_MODE: ok", "TINY_MODE: exits"))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "commit", "-qam", "broken"], cwd=folder, check=True)
+    swarm = SwarmServices(stack.workdir, sources={"tiny": ServiceSource(folder)})
+    with pytest.raises(WizardError, match=r"(?s)tasks of \w+ failed.*tiny: giving up"):
+        swarm.deploy("tiny", "broken", "main", replicas=1, timeout=60)
+    assert stack.runtime.client.services.list(
+        filters={"name": service_name(stack.workdir, "tiny", "broken")}) == []
 
 
 def test_mwkit_down_leaves_nothing_and_the_swarm_as_it_was(stack, swarm):
