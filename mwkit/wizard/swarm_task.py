@@ -27,11 +27,12 @@ from mwkit.contract import Phase
 WATSON_DIRECTORY = "MWKIT_WATSON_DIRECTORY"  # the Directory's URL, as a task reaches it
 
 
-def render_watson_config(env=os.environ) -> Path:
-    """Watson's configuration for this task, written into its state folder; its path."""
+def render_watson_config(folder: Path, env=os.environ) -> Path:
+    """Watson's configuration for the task of service ``folder``, written into its state
+    folder; its path."""
     from mwkit.wizard.spec import load_spec, render_datawire_conf
 
-    spec = load_spec(Path.cwd())
+    spec = load_spec(folder)
     port = env[contract.PORT]
     path = Path(env[contract.STATE_DIR]) / "datawire.conf"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,7 @@ def render_watson_config(env=os.environ) -> Path:
     return path
 
 
-def healthy(env=os.environ) -> bool:
+def healthy(folder: Path, env=os.environ) -> bool:
     """Registered by Watson, and answering the service's health check right now."""
     from mwkit.wizard.spec import load_spec
 
@@ -52,7 +53,7 @@ def healthy(env=os.environ) -> bool:
         return False
     if phase.get("phase") != Phase.LIVE:
         return False
-    check = load_spec(Path.cwd()).health_check
+    check = load_spec(folder).health_check
     url = f"http://127.0.0.1:{env[contract.PORT]}{check.path}"
     try:
         with urllib.request.urlopen(url, timeout=check.timeout) as answer:  # noqa: S310
@@ -63,10 +64,10 @@ def healthy(env=os.environ) -> bool:
 
 def main(argv: list[str]) -> int:
     if argv == ["--health"]:
-        return 0 if healthy() else 1
+        return 0 if healthy(Path.cwd()) else 1
     from mwkit.wizard import supervisor
 
-    os.environ[contract.WATSON_CONFIG] = str(render_watson_config())
+    os.environ[contract.WATSON_CONFIG] = str(render_watson_config(Path.cwd()))
     return supervisor.main()
 
 
