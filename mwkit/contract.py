@@ -41,6 +41,10 @@ PHASE_FILE = "phase.json"
 #: asks the supervisor for the naive stop order (see :mod:`mwkit.wizard.supervisor`). A
 #: file, not another signal, so that it reaches the supervisor the same way on every runtime.
 STOP_FILE = "stop.json"
+#: Written by the wizard into the state dir to inject or clear faults (see
+#: :mod:`mwkit.faults`): ``{"serial": n, "faults": {kind: params}}``, the whole set each time.
+#: The supervisor applies it within 0.05 s and writes ``faults_applied: n`` to phase.json.
+FAULTS_FILE = "faults.json"
 
 
 class Phase(StrEnum):

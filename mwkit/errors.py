@@ -13,7 +13,8 @@ Each class also keeps the built-in base a caller would have caught before it exi
     │   ├── WatsonConfigError                 datawire.conf or Watson's options
     │   ├── SourceError                       a Git ref, a service folder
     │   ├── SettingsError                     an MWKIT_* variable or a settings value
-    │   └── BadRequest                        a request the Directory refuses (its 4xx)
+    │   ├── BadRequest                        a request the Directory refuses (its 4xx)
+    │   └── InvalidFault                      a fault, a fault's value, or its instance
     ├── ServiceFull (ValueError)              a service at the Directory's instance cap (its 409)
     ├── DirectoryError (RuntimeError)         the Directory answered an error or not at all
     ├── NoInstances (requests.ConnectionError)  Sherlock has no live instance to call
@@ -77,6 +78,11 @@ class BadRequest(InvalidInput):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class InvalidFault(InvalidInput):
+    """A fault that cannot be injected as asked (see :mod:`mwkit.faults`): an unknown kind,
+    a value out of range, an instance that is not running; nothing was injected."""
 
 
 class ServiceFull(MwkitError, ValueError):

@@ -293,6 +293,32 @@ class Stack:
     def status(self) -> list:
         return self.wizard.status() if self.wizard else []
 
+    # --- faults on purpose (see mwkit.faults) -----------------------------------------
+
+    def inject(self, instance_id: str | None, fault: str, **params):
+        """Inject ``fault`` into one instance (``None`` for the stack's ``"directory"``):
+        ``latency`` (``seconds``, ``fraction``), ``errors`` (``fraction``, ``status``),
+        ``fast-fail``, ``hang``, ``lease``, ``crash``, ``directory``. Returns the
+        :class:`mwkit.faults.Fault` once it acts; a wrong fault, value or instance raises
+        :class:`mwkit.errors.InvalidFault` and changes nothing."""
+        return self._faults().inject(instance_id, fault, **params)
+
+    def faults(self) -> list:
+        """Every active fault, each with its one-sentence ``sentence``."""
+        return self._faults().faults() if self.wizard else []
+
+    def clear(self, instance_id: str | None = None, fault: str | None = None) -> list:
+        """Remove the faults of ``instance_id`` (None: all of them), of kind ``fault`` only
+        when given; returns the faults removed. ``down()`` removes them all too."""
+        return self._faults().clear(instance_id, fault) if self.wizard else []
+
+    def _faults(self):
+        from mwkit.faults import FaultInjector
+
+        if self.wizard is None:
+            raise StackError("the stack is not up: no instance to inject a fault into")
+        return FaultInjector(self.wizard)
+
     # --- taking it down ---------------------------------------------------------------
 
     def down(self) -> None:

@@ -64,18 +64,24 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from mwkit.fault_commands import print_faults
+    from mwkit.faults import stack_faults
+
     rows = _wizard(args).status()
+    faults = stack_faults(args.settings.workdir) + [f for row in rows for f in row.faults]
     if not rows:
         print(f"no instances in {args.settings.workdir}")
-        return 0
     header = ("INSTANCE", "SERVICE", "TAG", "COMMIT", "RUNTIME", "ADDRESS", "PHASE")
     table = [header] + [(r.instance, r.service, r.tag, r.commit, r.runtime, r.address or "-",
                          r.phase + (f" ({r.reason})" if r.phase == Phase.FAILED else ""))
                         for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    for row in table:
+    for row in table if rows else []:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         print("  ".join([*cells, row[-1]]))
+    if faults:
+        print("\nactive faults (`mwkit fault clear` removes them):")
+        print_faults(faults)
     return 0
 
 

@@ -17,6 +17,15 @@ plays the part of the original Microwizard's container entry point:
    so for about ``fall`` x ``period`` routers still send calls to a closed port. It is
    bounded: after :func:`naive_stop_seconds` Watson deregisters it anyway.
 
+Between the routers and the service sits a fault filter (:mod:`mwkit.wizard.fault_filter`):
+the service listens on an internal loopback port, the filter on the instance's port, and
+Watson checks the service directly. Faults are orders the wizard leaves in
+``$MWKIT_STATE_DIR/faults.json`` (see :mod:`mwkit.faults`); the supervisor looks for a new
+one every 0.05 s and applies it: the filter's latency and errors, a hang (SIGSTOP of the
+service, SIGCONT when it is cleared), a lease left to expire (Watson stops renewing and
+registering while the service still answers). It acknowledges each order in ``phase.json``
+(``faults_applied``).
+
 If the service exits by itself, Watson deregisters it and the supervisor exits with the
 service's code (phase ``failed``, or ``stopped`` on 0). The phase goes to
 ``$MWKIT_STATE_DIR/phase.json`` (written atomically) so the host can follow the instance on
@@ -25,6 +34,7 @@ every runtime. Its settings come from the environment (see :class:`InstanceEnvir
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mwkit import contract
 from mwkit.contract import Phase
+from mwkit.wizard.fault_filter import FaultFilter, FilterFaults, internal_port
 
 INIT_FAILED = 3
 CONFIG_FAILED = 4
@@ -58,6 +69,8 @@ class InstanceEnvironment:
     metadata: dict[str, str]  # extra Directory metadata (tag, commit, runtime, published...)
     token: str | None
     grace: float  # seconds between SIGTERM and SIGKILL of the service
+    host: str  # where the instance listens (the fault filter; the service is behind it)
+    port: int | None  # None (no PORT): no filter, the service is on its own
 
     @classmethod
     def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> InstanceEnvironment:
@@ -76,6 +89,8 @@ class InstanceEnvironment:
             metadata={str(k): str(v) for k, v in metadata.items()},
             token=env.get(contract.DIRECTORY_TOKEN) or None,
             grace=float(env.get(contract.STOP_GRACE) or 5.0),
+            host=env.get(contract.HOST) or "127.0.0.1",
+            port=int(env[contract.PORT]) if env.get(contract.PORT) else None,
         )
 
 
@@ -86,11 +101,15 @@ class PhaseFile:
         self.path = path
         self.data: dict = {"supervisor_pid": os.getpid()}
 
-    def write(self, phase: Phase, **fields) -> None:
-        self.data.update(fields, phase=phase, time=time.time())
+    def note(self, **fields) -> None:
+        """Add ``fields`` and replace the file (a new phase, or an acknowledged order)."""
+        self.data.update(fields)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text(json.dumps(self.data))
         os.replace(tmp, self.path)
+
+    def write(self, phase: Phase, **fields) -> None:
+        self.note(phase=phase, time=time.time(), **fields)
         print(f"[supervisor] phase {phase}" + (f": {fields['reason']}" if "reason" in fields
                                                 else ""), flush=True)
 
@@ -100,11 +119,19 @@ def own_ip() -> str:
     return socket.gethostbyname(socket.gethostname())
 
 
-def watson_config(settings: InstanceEnvironment):
-    """Watson's configuration: the rendered datawire.conf plus what only we know here."""
+def watson_config(settings: InstanceEnvironment, service_port: int | None = None):
+    """Watson's configuration: the rendered datawire.conf plus what only we know here.
+
+    With ``service_port`` (the internal port behind the fault filter) Watson checks the
+    service there, directly: the filter's faults are for the routers' calls, not its checks.
+    """
     from mwkit.watson import WatsonConfig
 
     config = WatsonConfig.from_file(settings.watson_config)
+    health_check_url = None
+    if service_port is not None:
+        parts = urlsplit(config.health_check_url)
+        health_check_url = urlunsplit(parts._replace(netloc=f"127.0.0.1:{service_port}"))
     service_url = None
     if settings.advertise_host:
         host = own_ip() if settings.advertise_host == "container-ip" else settings.advertise_host
@@ -113,6 +140,7 @@ def watson_config(settings: InstanceEnvironment):
         service_url = urlunsplit(parts._replace(netloc=netloc))
     return config.replace(
         service_url=service_url,
+        health_check_url=health_check_url,
         instance_id=config.instance_id or settings.instance_id,
         token=config.token or settings.token,
         metadata={**config.metadata, **settings.metadata},
@@ -132,6 +160,35 @@ def read_stop_order(state_dir: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return order if isinstance(order, dict) else {}
+
+
+def read_fault_orders(state_dir: Path) -> dict:
+    """The wizard's fault orders (``{"serial": n, "faults": {kind: params}}``), {} when it
+    left none or the file is half a thought (it is written atomically, so: never)."""
+    try:
+        orders = json.loads((state_dir / contract.FAULTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return orders if isinstance(orders, dict) else {}
+
+
+def silenceable_watson(config):
+    """A Watson whose renewals a fault can silence: while ``silenced`` is set it neither
+    renews the lease nor registers again, so the Directory forgets the instance when the
+    lease runs out although its service still answers (a Watson stuck, a network split
+    between it and the Directory)."""
+    from mwkit.watson import Watson
+
+    class SilenceableWatson(Watson):
+        def __init__(self, config) -> None:
+            super().__init__(config)
+            self.silenced = threading.Event()
+
+        def _renew(self) -> None:
+            if not self.silenced.is_set():
+                super()._renew()
+
+    return SilenceableWatson(config)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -171,6 +228,10 @@ class Supervisor:
         self.phase = PhaseFile(settings.state_dir / contract.PHASE_FILE)
         self.stopping = threading.Event()
         self.child: subprocess.Popen | None = None
+        self.filter: FaultFilter | None = None
+        self.service_port: int | None = None  # where the service listens, behind the filter
+        self.hung = False  # the service is SIGSTOPped by a hang fault
+        self._orders_seen: tuple | None = None
 
     def request_stop(self, signum, _frame) -> None:
         print(f"[supervisor] got {signal.Signals(signum).name}", flush=True)
@@ -183,6 +244,8 @@ class Supervisor:
             return self._lifecycle()
         finally:
             self._end_child(grace=0)
+            if self.filter is not None:
+                self.filter.stop()
 
     def _lifecycle(self) -> int:
         try:
@@ -201,16 +264,27 @@ class Supervisor:
                              exit_code=code)
             return INIT_FAILED
 
-        from mwkit.watson import Watson
-
+        if self.settings.port is not None:
+            try:
+                self._start_filter()
+            except OSError as error:
+                self.phase.write(Phase.FAILED, reason=f"the fault filter cannot listen on "
+                                                      f"{self.settings.host}:"
+                                                      f"{self.settings.port}: "
+                                                      f"{error.strerror or error}")
+                return CONFIG_FAILED
+            config = watson_config(self.settings, self.service_port)
         self.phase.write(Phase.STARTING)
         self.child = self._spawn("run")
-        self.phase.write(Phase.STARTING, service_pid=self.child.pid)
-        watson = Watson(config)
+        self.phase.write(Phase.STARTING, service_pid=self.child.pid,
+                         service_port=self.service_port)
+        watson = silenceable_watson(config)
         watson.start()
         drain = True
         try:
             code = self._watch(watson)
+            self._continue_service()  # a hung service could not even take its SIGTERM
+            watson.silenced.clear()  # and a silenced Watson deregisters as usual
             if code is None:
                 drain = read_stop_order(self.settings.state_dir).get("drain", True) is not False
                 if drain:
@@ -237,6 +311,7 @@ class Supervisor:
             code = self.child.poll()
             if code is not None:
                 return code
+            self._follow_fault_orders(watson)
             was_live = was_live or watson.registered
             phase = Phase.LIVE if watson.registered else (
                 Phase.UNHEALTHY if was_live else Phase.STARTING)
@@ -244,6 +319,46 @@ class Supervisor:
                 self.phase.write(phase, registered=watson.registered)
             self.stopping.wait(POLL)
         return None
+
+    def _start_filter(self) -> None:
+        """The fault filter on the instance's port; the service moves to an internal one."""
+        self.service_port = internal_port()
+        self.filter = FaultFilter(self.settings.host, self.settings.port,
+                                  self.service_port).start()
+
+    def _follow_fault_orders(self, watson) -> None:
+        """Apply the wizard's fault orders when the file changed; acknowledge them."""
+        path = self.settings.state_dir / contract.FAULTS_FILE
+        try:
+            stat = path.stat()
+            seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except OSError:
+            seen = None
+        if seen == self._orders_seen:
+            return
+        self._orders_seen = seen
+        orders = read_fault_orders(self.settings.state_dir)
+        faults = orders.get("faults") or {}
+        if self.filter is not None:
+            self.filter.faults = FilterFaults.from_orders(faults)
+        if "lease" in faults:
+            watson.silenced.set()
+        else:
+            watson.silenced.clear()
+        if "hang" in faults and not self.hung and self.child is not None:
+            os.kill(self.child.pid, signal.SIGSTOP)
+            self.hung = True
+        elif "hang" not in faults:
+            self._continue_service()
+        print(f"[supervisor] faults now: {', '.join(sorted(faults)) or 'none'}", flush=True)
+        self.phase.note(faults_applied=orders.get("serial"))
+
+    def _continue_service(self) -> None:
+        """SIGCONT the service if a hang stopped it."""
+        if self.hung and self.child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.child.pid, signal.SIGCONT)
+        self.hung = False
 
     def _stop_service_first(self, watson, bound: float) -> None:
         """The naive stop order: SIGTERM the service while it is still registered, then
@@ -257,10 +372,15 @@ class Supervisor:
 
     def _spawn(self, step: str) -> subprocess.Popen:
         """``bash microwizard/mw.sh <step>`` in the service folder; output to ours (the log).
-        The child dies with us (see :func:`die_with_parent`)."""
+        The child dies with us (see :func:`die_with_parent`). Once the filter listens on the
+        instance's port, the service gets the internal one (on loopback) instead."""
         print(f"[supervisor] mw.sh {step}", flush=True)
+        env = None
+        if self.service_port is not None:
+            env = {**os.environ, contract.HOST: "127.0.0.1",
+                   contract.PORT: str(self.service_port)}
         return subprocess.Popen(["bash", "microwizard/mw.sh", step], stdin=subprocess.DEVNULL,
-                                preexec_fn=die_with_parent())
+                                env=env, preexec_fn=die_with_parent())
 
     def _run_child(self, step: str) -> int:
         """Run a step to its end, or end it early when we are asked to stop."""

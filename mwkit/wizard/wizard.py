@@ -28,6 +28,7 @@ from mwkit import contract
 from mwkit.contract import LEAVING, SERVING, Phase
 from mwkit.directory import DirectoryError, directory_client
 from mwkit.errors import StateError, WizardError
+from mwkit.faults import STACK_FAULTS_FILE, instance_faults
 from mwkit.names import check_identifier, check_service_name
 from mwkit.settings import KIT_ROOT, Settings
 from mwkit.wizard.runtimes import RUNTIMES, Handle, LaunchPlan, Runtime, get_runtime
@@ -42,7 +43,8 @@ __all__ = ["Instance", "InstanceStatus", "Wizard", "WizardError"]
 @dataclass(frozen=True)
 class InstanceStatus:
     """One row of ``status()``: where the instance is in its lifecycle (``phase``, see
-    :class:`mwkit.contract.Phase`) and why, when it failed."""
+    :class:`mwkit.contract.Phase`) and why, when it failed; the faults injected into it
+    (:class:`mwkit.faults.Fault`, each with its one-sentence ``sentence``)."""
 
     instance: str
     service: str
@@ -53,6 +55,7 @@ class InstanceStatus:
     address: str | None
     phase: Phase
     reason: str = ""
+    faults: tuple = ()
 
 
 def read_stack(workdir: Path) -> dict:
@@ -323,6 +326,13 @@ class Wizard:
         self.progress(f"{instance.id}: removed")
         return instance
 
+    def forget(self, instance_id: str) -> Instance:
+        """Remove an instance that crashed (or is made to): SIGKILL whatever is left of it,
+        deregister it at once instead of waiting for its lease, drop its row."""
+        instance = self._remove(instance_id, now=True)
+        self._deregister(instance)
+        return instance
+
     def _stop_grace(self, instance: Instance, drain: bool) -> float:
         """How long the runtime waits for the supervisor before SIGKILL: its stop order
         (the drain time, or Watson's failed checks) and the service's grace, plus a margin."""
@@ -413,7 +423,8 @@ class Wizard:
                 if force:
                     self.progress(f"skipped the {name} runtime: {error}")
         self.state.reset()
-        shutil.rmtree(self.workdir / "instances", ignore_errors=True)
+        shutil.rmtree(self.workdir / "instances", ignore_errors=True)  # their fault orders too
+        (self.workdir / STACK_FAULTS_FILE).unlink(missing_ok=True)  # "the Directory stopped"
         self._started.clear()
         for line in removed:
             self.progress(f"removed {line}")
@@ -440,7 +451,8 @@ class Wizard:
             rows.append(InstanceStatus(
                 instance=instance.id, service=instance.service, tag=instance.tag,
                 ref=instance.ref, commit=instance.short_commit, runtime=instance.runtime,
-                address=address, phase=phase, reason=reason))
+                address=address, phase=phase, reason=reason,
+                faults=tuple(instance_faults(instance.id, instance.instance_dir))))
         return rows
 
     def logs(self, instance_id: str | None = None, lines: int = 50) -> str:
