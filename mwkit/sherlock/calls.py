@@ -6,7 +6,9 @@ import threading
 from collections import deque
 from dataclasses import asdict, dataclass
 
-OUTCOMES = ("ok", "error", "refused", "timeout", "no_instances")
+OUTCOMES = ("ok", "error", "refused", "timeout", "no_instances", "cancelled")
+#: Why a failed attempt was not retried although retries were left (``denied``).
+DENIALS = ("budget", "deadline")
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,10 @@ class CallRecord:
     latency: float       # seconds
     outcome: str         # one of OUTCOMES
     status: int | None   # HTTP status, when there was one
-    attempt: int         # 1 for the first try, 2 for the retry
+    attempt: int         # 1 for the first try, 2 for the retry (or the hedge)
+    hedged: bool = False  # this attempt was a hedge: a copy sent while the first waited
+    ejected: bool = False  # its outcome ejected the instance (refused, timed out, 5xx)
+    denied: str | None = None  # no retry followed, although one was left: see DENIALS
 
     def to_json(self) -> dict:
         return asdict(self)

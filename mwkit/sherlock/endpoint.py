@@ -25,6 +25,8 @@ class Endpoint:
     eject_seconds: float = EJECT_FIRST
     ok: int = 0
     failed: int = 0
+    consecutive_5xx: int = 0  # answers from 500 on in a row (outlier ejection)
+    ejections: int = 0  # times ejected as an outlier: the next ejection lasts longer
     _ewma_at: float = field(default=0.0, repr=False)  # 0: the first answer replaces the guess
 
     @classmethod

@@ -4,6 +4,10 @@
 - ``random``: uniformly at random.
 - ``least_request``: power of two choices: pick two at random, take the one with fewer
   calls in flight. Cheap, and it already steers away from a slow instance.
+- ``p2c_least_request``: the same, by the name Envoy gives its default balancer
+  (``LEAST_REQUEST`` with ``choice_count`` 2). Two random choices are nearly as good as
+  asking every instance, and do not send every caller to the same least-loaded one at
+  once (Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing", 2001).
 - ``peak_ewma``: power of two choices on latency: cost = (moving average of latency,
   jumping up at once on a slow answer and decaying slowly) x (calls in flight + 1). This is
   what Linkerd and Finagle use to route around one slow instance.
@@ -67,6 +71,7 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "round_robin": round_robin,
     "random": random,
     "least_request": least_request,
+    "p2c_least_request": least_request,
     "peak_ewma": peak_ewma,
 }
 

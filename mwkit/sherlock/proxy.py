@@ -8,7 +8,11 @@ It is transparent: the rest of the path and the query go on exactly as received 
 stays ``%2F``), the instance sees ``Host: <service>``, and the answer comes back as the
 instance gave it: a redirect with its ``Location`` (not followed), a compressed body still
 compressed, every ``Set-Cookie``. The proxy keeps no cookies and adds no header of its own
-upstream; it adds ``X-Sherlock-Instance`` (which instance answered) to the answer.
+upstream (but :data:`~mwkit.sherlock.attempts.DEADLINE_HEADER` when Sherlock has a
+deadline); it adds ``X-Sherlock-Instance`` (which instance answered) to the answer.
+
+A hedged call (Sherlock's ``hedge``) runs its two attempts as tasks: the first answer
+wins, the other is cancelled and logged as ``"cancelled"``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from yarl import URL
 from mwkit.aio import new_event_loop
 from mwkit.errors import NoInstances
 from mwkit.names import SERVICE_NAME
-from mwkit.sherlock.attempts import Call, Router
+from mwkit.sherlock.attempts import DEADLINE_HEADER, Attempt, Call, Router, deadline_of
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
@@ -63,27 +67,77 @@ class Proxy:
         headers = end_to_end(request.headers)
         headers["Host"] = service
         rest = rest_of(request)
-        call = Call(self.sherlock, service, request.method)
+        call = Call(self.sherlock, service, request.method,
+                    deadline_of(request.headers.get(DEADLINE_HEADER)))
         try:
-            for endpoint in call:
-                try:
-                    async with self.client.request(
-                            request.method, URL(endpoint.url + rest, encoded=True),
-                            headers=headers, data=body, allow_redirects=False) as upstream:
-                        payload = await upstream.read()
-                except TimeoutError as reason:
-                    call.timed_out(reason)
-                    continue
-                except aiohttp.ClientError as reason:
-                    call.refused(reason)
-                    continue
-                call.answered(upstream.status)
-                return answer(request, upstream, payload, endpoint.id)
+            for _ in call:
+                delay = call.hedge_delay()
+                if delay is None:
+                    answered = await self._attempt(call, call.current, request, body, headers,
+                                                   rest)
+                else:
+                    answered = await self._hedged(call, delay, request, body, headers, rest)
+                if answered is not None:
+                    upstream, payload, attempt = answered
+                    return answer(request, upstream, payload, attempt.endpoint.id)
         except NoInstances as reason:
             return error(503, str(reason))
         if call.timed_out_last:
             return error(504, f"{service} instance {call.endpoint.id} did not answer in time")
         return error(502, f"{service} instance {call.endpoint.id} failed: {call.failure}")
+
+    async def _attempt(self, call: Call, attempt: Attempt, request: web.Request,
+                       body: bytes | None, headers: CIMultiDict[str], rest: str):
+        """Send one attempt and record it: ``(upstream, payload, attempt)``, or None when
+        the instance did not answer."""
+        headers = CIMultiDict(headers)
+        headers.update(attempt.headers())
+        timeout = aiohttp.ClientTimeout(total=attempt.timeout(self.sherlock.timeout),
+                                        sock_connect=self.sherlock.connect_timeout)
+        try:
+            async with self.client.request(
+                    request.method, URL(attempt.endpoint.url + rest, encoded=True),
+                    headers=headers, data=body, allow_redirects=False,
+                    timeout=timeout) as upstream:
+                payload = await upstream.read()
+        except TimeoutError as reason:
+            call.timed_out(reason, attempt)
+            return None
+        except aiohttp.ClientError as reason:
+            call.refused(reason, attempt)
+            return None
+        call.answered(upstream.status, attempt)
+        return upstream, payload, attempt
+
+    async def _hedged(self, call: Call, delay: float, request: web.Request,
+                      body: bytes | None, headers: CIMultiDict[str], rest: str):
+        """The current attempt and, after ``delay`` s without its answer, a hedge on
+        another instance: the first answer; the other attempt is cancelled."""
+        tasks: set[asyncio.Task] = set()
+
+        def start(attempt: Attempt) -> None:
+            attempt.in_thread = True  # its task records it, even once cancelled
+            task = asyncio.ensure_future(self._attempt(call, attempt, request, body, headers,
+                                                       rest))
+            task.add_done_callback(lambda _: attempt.recorded or attempt.record("cancelled",
+                                                                                None))
+            tasks.add(task)
+
+        start(call.current)
+        done, _ = await asyncio.wait(tasks, timeout=delay)
+        if not done:
+            hedge = call.hedge()
+            if hedge is not None:
+                start(hedge)
+        try:
+            for finished in asyncio.as_completed(tasks):
+                answered = await finished
+                if answered is not None:
+                    return answered
+            return None
+        finally:
+            for task in tasks:
+                task.cancel()
 
     async def client_session(self, app: web.Application):
         timeout = aiohttp.ClientTimeout(total=self.sherlock.timeout,

@@ -26,7 +26,15 @@ see what it prevents (the "break it" runs of notebooks 06 and 07):
 - ``eject``: whether an instance that refused a connection or timed out is left out for
   a while (False: it keeps getting calls until the Directory drops it, as with a router
   that only follows the registry).
+
+Four more, off unless given, are what modern client-side balancers add (see
+:mod:`mwkit.sherlock.guards` and :mod:`mwkit.sherlock.attempts`): ``outlier_5xx`` (leave
+out an instance after that many 5xx in a row, Envoy), ``retry_budget`` (retries at most
+that share of the calls, Finagle), ``hedge`` (a second copy of a call slower than that
+latency quantile, Dean and Barroso) and ``deadline`` (seconds a call may take, told to the
+instance in a header). The policy ``p2c_least_request`` is Envoy's default balancer.
 """
+
 
 from __future__ import annotations
 
@@ -41,6 +49,7 @@ from mwkit.errors import InvalidInput, NoInstances
 from mwkit.sherlock.adapter import SherlockAdapter
 from mwkit.sherlock.calls import CallLog, CallRecord
 from mwkit.sherlock.endpoint import Endpoint
+from mwkit.sherlock.guards import HedgeTimer, OutlierEjection, RetryBudget
 from mwkit.sherlock.policies import DEFAULT_POLICY, make_policy
 
 log = logging.getLogger("mwkit.sherlock")
@@ -62,9 +71,24 @@ class Sherlock:
         eject: bool = True,
         token: str | None = None,
         log_size: int = 100_000,
+        outlier_5xx: int = 0,
+        retry_budget: float | None = None,
+        hedge: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         if retries < 0:
             raise InvalidInput(f"Sherlock's retries must be 0 or more, not {retries}")
+        if deadline is not None and not deadline > 0:
+            raise InvalidInput(f"Sherlock's deadline is seconds above 0, not {deadline!r}")
+        #: Envoy's consecutive-5xx outlier ejection, or None (``outlier_5xx=0``: off).
+        self.outliers = OutlierEjection(outlier_5xx) if outlier_5xx else None
+        self.retry_budget, self.hedge, self.deadline = retry_budget, hedge, deadline
+        if retry_budget is not None:
+            RetryBudget(retry_budget)  # a wrong share fails now, not at the first call
+        if hedge is not None:
+            HedgeTimer(hedge)
+        self._budgets: dict[str, RetryBudget] = {}
+        self._hedge_timers: dict[str, HedgeTimer] = {}
         self.directory = directory_client(directory_url, token, timeout=connect_timeout * 4)
         self.policy_name = policy
         make_policy(policy)  # fail now on an unknown name
@@ -191,23 +215,63 @@ class Sherlock:
             return endpoint
 
     def release(self, endpoint: Endpoint, started_wall: float, began_monotonic: float,
-                outcome: str, status: int | None, attempt: int) -> None:
+                outcome: str, status: int | None, attempt: int, *, hedged: bool = False,
+                denied: str | None = None) -> bool:
         """Record how one attempt went: statistics, ejection of an instance that refused
-        or timed out (unless ``eject`` is off), and the call log.
+        or timed out (unless ``eject`` is off) or answered too many 5xx in a row (with
+        ``outlier_5xx``), and the call log. True when the instance was ejected.
 
         ``started_wall`` is when the whole call started, from ``time.time()`` (the call
         log's ``time``); ``began_monotonic`` is when this attempt began, from
-        ``time.monotonic()`` (its latency is measured from there).
+        ``time.monotonic()`` (its latency is measured from there). ``hedged``: the
+        attempt was a hedge; ``denied``: why no retry followed it (see :class:`CallRecord`).
+        A ``"cancelled"`` attempt (a hedge's loser) only leaves the log and the count.
         """
         now = time.monotonic()
         latency = now - began_monotonic
+        ejected = False
         with self._lock:
             endpoint.outstanding -= 1
-            endpoint.record(latency, outcome == "ok", now)
+            if outcome != "cancelled":
+                endpoint.record(latency, outcome == "ok", now)
             if outcome in ("refused", "timeout") and self.eject:
                 endpoint.eject(now)
+                ejected = True
+            elif outcome in ("ok", "error") and self.outliers is not None:
+                peers = self._routable(endpoint.service, now)
+                ejected = self.outliers.observe(endpoint, status, peers, now)
+            if outcome == "ok" and self.hedge is not None:
+                timer = self._hedge_timers.setdefault(endpoint.service, HedgeTimer(self.hedge))
+                timer.record(latency)
+        if ejected:
+            log.info("ejected %s after %s", endpoint.id, outcome if status is None else status)
         self.calls.append(CallRecord(started_wall, endpoint.service, endpoint.id,
-                                     endpoint.address, latency, outcome, status, attempt))
+                                     endpoint.address, latency, outcome, status, attempt,
+                                     hedged=hedged, ejected=ejected, denied=denied))
+        return ejected
+
+    def call_started(self, service: str) -> None:
+        """A call began: it adds to the service's retry budget."""
+        if self.retry_budget is not None:
+            with self._lock:
+                budget = self._budgets.setdefault(service, RetryBudget(self.retry_budget))
+                budget.called(time.monotonic())
+
+    def try_retry(self, service: str) -> bool:
+        """May a call to ``service`` make one more attempt (a retry or a hedge)? Counted."""
+        if self.retry_budget is None:
+            return True
+        with self._lock:
+            budget = self._budgets.setdefault(service, RetryBudget(self.retry_budget))
+            return budget.try_retry(time.monotonic())
+
+    def hedge_delay(self, service: str) -> float | None:
+        """When to hedge a call to ``service``: None with hedging off or too few answers."""
+        if self.hedge is None:
+            return None
+        with self._lock:
+            timer = self._hedge_timers.get(service)
+            return None if timer is None else timer.delay()
 
     def record_no_instances(self, service: str, started_wall: float) -> None:
         """Log a call that found no instance; ``started_wall`` is from ``time.time()``."""
@@ -219,7 +283,8 @@ class Sherlock:
         with self._lock:
             return {e.id: {"service": e.service, "ok": e.ok, "failed": e.failed,
                            "outstanding": e.outstanding, "latency_ewma": e.latency_ewma,
-                           "ejected": not e.available(time.monotonic())}
+                           "ejected": not e.available(time.monotonic()),
+                           "ejections": e.ejections}
                     for endpoints in self._table.values() for e in endpoints}
 
     # --- the requests-compatible front ------------------------------------------------

@@ -117,7 +117,8 @@ def test_the_proxy_routes_and_strips_the_prefix(fleet, directory, tmp_path):
             except requests.ConnectionError:
                 pass
             time.sleep(0.05)
-        assert response.json() == {"instance": "a", "path": "/some/path?x=1"}
+        assert response.json() == {"instance": "a", "path": "/some/path?x=1",
+                                   "deadline": None}  # no deadline unless asked for
         assert response.headers["X-Sherlock-Instance"] == "a"
         missing = requests.get(f"http://127.0.0.1:{port}/nothing/here", timeout=2)
         assert missing.status_code == 503

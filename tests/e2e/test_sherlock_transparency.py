@@ -414,7 +414,7 @@ def test_only_idempotent_calls_are_retried_on_another_instance(directory, instan
 class FakeRouter:
     """Sherlock's routing steps over fixed instances, recording every release."""
 
-    retries, timeout, connect_timeout = 1, 5.0, 0.5
+    retries, timeout, connect_timeout, deadline = 1, 5.0, 0.5, None
 
     def __init__(self, *ids: str) -> None:
         self.endpoints = [Endpoint(SERVICE, i, f"127.0.0.1:{n}", f"http://127.0.0.1:{n}", {}, 0.0)
@@ -429,10 +429,21 @@ class FakeRouter:
                 return endpoint
         raise NoInstances(f"no instances of {service}")
 
-    def release(self, endpoint, started_wall, began_monotonic, outcome, status, attempt):
+    def release(self, endpoint, started_wall, began_monotonic, outcome, status, attempt,
+                hedged=False, denied=None):
         assert abs(started_wall - time.time()) < 60 and began_monotonic <= time.monotonic()
         endpoint.outstanding -= 1
         self.released.append((endpoint.id, outcome, status, attempt))
+        return False
+
+    def call_started(self, service):
+        pass
+
+    def try_retry(self, service):
+        return True
+
+    def hedge_delay(self, service):
+        return None
 
     def record_no_instances(self, service, started_wall):
         self.no_instances += 1
