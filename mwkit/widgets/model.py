@@ -11,6 +11,11 @@ asked for while an earlier count of the same tag still waits *replaces* it (the 
 request wins: dragging a slider 1, 2, 3, 4 quickly scales once, to 4). Whatever fails in the
 worker is kept in :attr:`ControlPanelModel.last_error`, never raised in a thread where nobody
 would see it.
+
+Faults (:mod:`mwkit.faults`) are quicker (an order the instance applies in a tenth of a
+second, the Directory killed or started), so :meth:`ControlPanelModel.inject` and
+:meth:`ControlPanelModel.clear_fault` act at once and raise what they refuse; the active
+faults are part of every snapshot (:attr:`ControlPanelModel.faults`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ LIMITS = {"v1": 5, "v2": 1}  # the most instances a tag may be scaled to from th
 RATE = 10.0  # page reloads per second while the panel is open
 TRAFFIC_SECONDS = 1800.0  # the reloads stop by themselves after 30 minutes
 WINDOW = 30.0  # seconds of reloads the panel looks back over
+#: The faults the panel offers, in its menu's order; ``directory`` needs no instance.
+FAULT_KINDS = ("latency", "errors", "fast-fail", "hang", "lease", "crash", "directory")
 
 
 @dataclass(frozen=True)
@@ -50,15 +57,17 @@ class ControlPanelModel:
     """The control panel's state and actions over a running :class:`mwkit.stack.Stack`.
 
     ``observe(callback)`` registers ``callback(what)``, called (from any thread) with
-    ``"counts"``, ``"busy"`` or ``"error"`` when that changed; ``refresh()`` takes a fresh
-    snapshot of the instances and the Directory's events (the view calls it a few times a
-    second). ``start()`` begins the page reloads and the worker; ``stop()`` ends both.
+    ``"counts"``, ``"busy"``, ``"error"`` or ``"faults"`` when that changed; ``refresh()``
+    takes a fresh snapshot of the instances, the faults and the Directory's events (the view
+    calls it a few times a second). ``start()`` begins the page reloads and the worker;
+    ``stop()`` ends both.
     """
 
     def __init__(self, stack, rate: float = RATE, window: float = WINDOW) -> None:
         self.stack = stack
         self.rate, self.window = rate, window
         self.snapshot: list = []  # InstanceStatus rows of popularity, from refresh()
+        self.faults: list = []  # the active faults (mwkit.faults.Fault), from refresh()
         self.counts = {tag: 0 for tag in REFS}  # what is wanted
         self.last_error: str | None = None
         self.current: Job | None = None  # what the worker is doing now
@@ -159,6 +168,26 @@ class ControlPanelModel:
     def remove_canary(self) -> None:
         self.set_count("v2", 0)
 
+    def inject(self, instance_id: str | None, kind: str, **params) -> None:
+        """Inject a fault now (see :meth:`mwkit.stack.Stack.inject`); a refusal raises
+        :class:`mwkit.errors.InvalidFault` and changes nothing."""
+        fault = self.stack.inject(None if kind == "directory" else instance_id, kind, **params)
+        if self.events:
+            self.events.mark(f"{kind} {short_name(fault.instance)}")
+        self.refresh_snapshot()
+        self._notify("faults")
+
+    def clear_fault(self, fault_id: str | None = None) -> None:
+        """Remove one active fault by its ``id`` (``popularity-v1-2/hang``, ``directory``),
+        or all of them."""
+        instance, kind = (None, None) if fault_id is None else (
+            fault_id.rpartition("/")[0] or None, fault_id.rpartition("/")[2])
+        self.stack.clear(instance, kind)
+        if self.events:
+            self.events.mark(f"cleared {short_name(instance) if fault_id else 'all'}")
+        self.refresh_snapshot()
+        self._notify("faults")
+
     def _kill(self, tag: str, kind: str) -> None:
         check_tag(tag)
         self._submit(Job(kind, tag), wanted=max(0, self.counts[tag] - 1))
@@ -245,6 +274,7 @@ class ControlPanelModel:
     def refresh_snapshot(self) -> list:
         """The popularity instances and their states, as the wizard sees them now."""
         self.snapshot = [row for row in self.stack.status() if row.service == SERVICE]
+        self.faults = self.stack.faults()
         return self.snapshot
 
     def refresh(self) -> None:
@@ -272,6 +302,11 @@ class ControlPanelModel:
     def clear_error(self) -> None:
         self.last_error = None
         self._notify("error")
+
+
+def short_name(instance: str | None) -> str:
+    """``popularity-v1-2`` -> ``v1-2``; the stack's own fault has no instance."""
+    return "the Directory" if instance is None else instance.removeprefix(SERVICE + "-")
 
 
 def check_tag(tag: str) -> None:

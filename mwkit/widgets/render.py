@@ -153,6 +153,15 @@ def plot_png(records: Sequence[Reload], events: Sequence[dict] = (), marks: Sequ
     return buffer.getvalue()
 
 
+# -- the active faults ---------------------------------------------------------------------
+
+def fault_html(fault) -> str:
+    """One active fault (:class:`mwkit.faults.Fault`): where, which, and what it does."""
+    where = short(fault.instance) if fault.instance else "the stack"
+    return (f'<span class="mwkit-fault" style="{FONT}"><b>{html.escape(where)}</b> '
+            f"{html.escape(fault.kind)}: {html.escape(fault.sentence)}</span>")
+
+
 # -- the status line -----------------------------------------------------------------------
 
 def status_html(counts: dict[str, int], rows: Sequence, records: Sequence[Reload],

@@ -15,8 +15,9 @@ import time
 
 import ipywidgets as widgets
 
+from mwkit.contract import LEAVING
 from mwkit.widgets import render
-from mwkit.widgets.model import LIMITS, ControlPanelModel
+from mwkit.widgets.model import FAULT_KINDS, LIMITS, ControlPanelModel
 
 REFRESH_SECONDS = 0.5  # between two redraws
 REFRESH_LIMIT = 3600.0  # the refresher stops after an hour; build a new panel to go on
@@ -50,6 +51,7 @@ class ControlPanel:
         self.traffic = widgets.ToggleButton(value=True, description="page reloads",
                                             icon="refresh", layout=self._button_layout(),
                                             tooltip=f"{model.rate:g} reloads a second")
+        self._build_fault_controls()
         self.table = widgets.HTML()
         self.topology = widgets.HTML()
         self.plot = widgets.Image(format="png", layout=widgets.Layout(width="720px"))
@@ -64,8 +66,9 @@ class ControlPanel:
         top = widgets.HBox([controls, self.topology],
                            layout=widgets.Layout(flex_flow="row wrap"))  # narrow: stacked
         self.widget = widgets.VBox(
-            [widgets.HTML("<b>popularity control panel</b>"), top, self.plot, self.table,
-             self.status], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+            [widgets.HTML("<b>popularity control panel</b>"), top, self.fault_box, self.plot,
+             self.table, self.status],
+            layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
         self.widget.add_class("mwkit-panel")
 
         self.slider.observe(self._on_slider, "value")
@@ -82,6 +85,64 @@ class ControlPanel:
         self._thread = threading.Thread(target=self._refresh_loop, name="panel-refresher",
                                         daemon=True)
         self._thread.start()
+
+    def _build_fault_controls(self) -> None:
+        """A fault for one instance (which, what, how much, inject), and the active faults,
+        each with its remove button."""
+        small = {"style": {"description_width": "initial"}}
+        self.fault_instance = widgets.Dropdown(description="fault on", options=[],
+                                               layout=widgets.Layout(width="200px"), **small)
+        self.fault_kind = widgets.Dropdown(options=FAULT_KINDS, value="latency",
+                                           layout=widgets.Layout(width="110px"))
+        self.fault_seconds = widgets.FloatSlider(
+            value=0.5, min=0.05, max=3.0, step=0.05, description="latency s",
+            layout=widgets.Layout(width="230px"), **small)
+        self.fault_fraction = widgets.FloatSlider(
+            value=1.0, min=0.0, max=1.0, step=0.05, description="share of calls",
+            layout=widgets.Layout(width="250px"), **small)
+        self.inject = widgets.Button(description="inject", icon="bug", button_style="warning",
+                                     tooltip="start this fault (the same fault on the "
+                                             "instance is replaced)",
+                                     layout=widgets.Layout(width="90px"))
+        self.clear_all = widgets.Button(description="clear all faults", icon="times",
+                                        layout=self._button_layout())
+        self.fault_list = widgets.VBox()
+        self.fault_list.add_class("mwkit-faults")
+        self._shown_faults: list[str] = []
+        self.inject.on_click(lambda _: self._act(self._inject))
+        self.clear_all.on_click(lambda _: self._act(self.model.clear_fault))
+        self.fault_box = widgets.VBox([
+            widgets.HBox([self.fault_instance, self.fault_kind, self.fault_seconds,
+                          self.fault_fraction, self.inject],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+            self.fault_list])
+
+    def _inject(self) -> None:
+        kind = self.fault_kind.value
+        params = {"latency": {"seconds": self.fault_seconds.value,
+                              "fraction": self.fault_fraction.value},
+                  "errors": {"fraction": self.fault_fraction.value}}.get(kind, {})
+        self.model.inject(self.fault_instance.value, kind, **params)
+
+    def update_faults(self) -> None:
+        """The instances a fault may go to, and the active faults with their buttons
+        (rebuilt only when they changed: a click must find its button still there)."""
+        running = [row.instance for row in self.model.snapshot if row.phase not in LEAVING]
+        if list(self.fault_instance.options) != running:
+            self.fault_instance.options = running
+        shown = [str(fault) for fault in self.model.faults]
+        if shown == self._shown_faults:
+            return
+        rows = []
+        for fault in self.model.faults:
+            remove = widgets.Button(description="remove", icon="times", tooltip=f"clear "
+                                    f"{fault.id}", layout=widgets.Layout(width="90px"))
+            remove.on_click(lambda _, fault_id=fault.id: self._act(self.model.clear_fault,
+                                                                   fault_id))
+            rows.append(widgets.HBox([remove, widgets.HTML(render.fault_html(fault))]))
+        self.fault_list.children = ([widgets.HTML("<b>active faults</b>"), *rows,
+                                     self.clear_all] if rows else [])
+        self._shown_faults = shown
 
     @staticmethod
     def _button_layout() -> widgets.Layout:
@@ -118,6 +179,8 @@ class ControlPanel:
         if what == "counts":
             self.slider.value = self.model.counts["v1"]
             self.canary.value = self.model.counts["v2"] > 0
+        if what == "faults":
+            self.update_faults()
         self.update_status()
 
     def update_status(self) -> None:
@@ -143,6 +206,7 @@ class ControlPanel:
         if png != self._last_png:
             self.plot.value = self._last_png = png
         self.traffic.value = model.traffic_on
+        self.update_faults()
         self.update_status()
 
     def _refresh_loop(self) -> None:
@@ -165,10 +229,15 @@ class ControlPanel:
         self._disable("stopped refreshing")
 
     def _disable(self, why: str) -> None:
-        for control in (self.slider, self.canary, self.kill, self.kill_hard, self.traffic):
+        for control in (self.slider, self.canary, self.kill, self.kill_hard, self.traffic,
+                        self.inject, self.clear_all, *self._fault_buttons()):
             control.disabled = True
         self.update_status()
         self.status.value += f'<div style="color: #666">panel {why}</div>'
+
+    def _fault_buttons(self) -> list:
+        return [child.children[0] for child in self.fault_list.children
+                if isinstance(child, widgets.HBox)]
 
     # -- the end ---------------------------------------------------------------------------
 

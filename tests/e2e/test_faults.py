@@ -20,6 +20,7 @@ from mwkit.errors import InvalidFault
 from mwkit.faults import STACK_FAULTS_FILE, FaultInjector
 from mwkit.settings import KIT_ROOT
 from mwkit.stack import SERVICE, Stack
+from mwkit.widgets import render
 from mwkit.wizard.wizard import Wizard
 
 LEASE = 3.0  # popularity's lease: max(3 x period 1 s, 2 s)
@@ -232,6 +233,41 @@ def test_status_and_the_cli_show_each_fault_with_its_sentence(stack):
     assert {status for _, status in calls(url_of(second), 3)} == {200}
     listing = mwkit(stack.workdir, "fault", "list").stdout
     assert f"{first.instance}: latency" in listing and "fast-fail" not in listing
+
+
+def test_the_panel_injects_shows_and_removes_a_fault_with_one_click(stack):
+    from mwkit.widgets import ControlPanel, ControlPanelModel
+
+    first, _ = instances(stack)
+    panel = ControlPanel(ControlPanelModel(stack, rate=5), refresh_seconds=0.2)
+    try:
+        assert panel.fault_list.children == ()  # no fault, no list
+        assert first.instance in panel.fault_instance.options
+        panel.fault_instance.value = first.instance
+        panel.fault_kind.value = "errors"
+        panel.fault_fraction.value = 1.0
+        panel.inject.click()
+        assert panel.model.last_error is None
+        assert {status for _, status in calls(url_of(first), 5)} == {500}
+        shown = " ".join(child.children[1].value for child in panel.fault_list.children[1:-1])
+        assert "every call is answered 500 by the fault filter" in shown
+        assert render.short(first.instance) in shown
+
+        panel.fault_kind.value = "latency"
+        panel.fault_fraction.value = 1.5  # the slider keeps it within 0..1
+        assert panel.fault_fraction.value == 1.0
+        panel.model.inject(first.instance, "latency", seconds=0.1)
+        assert len(panel._fault_buttons()) == 2
+        panel._fault_buttons()[0].click()  # remove: the errors fault, the first listed
+        assert [f.kind for f in panel.model.faults] == ["latency"]
+        assert {status for _, status in calls(url_of(first), 5)} == {200}
+        panel.clear_all.click()
+        assert panel.model.faults == [] and panel.fault_list.children == ()
+        with pytest.raises(InvalidFault):
+            panel.model.inject(first.instance, "errors", fraction=2)
+    finally:
+        panel.close()
+    assert panel.inject.disabled
 
 
 def test_down_removes_every_fault(tmp_path):
