@@ -313,3 +313,22 @@ def test_faults_on_docker(tmp_path):
         assert p50(calls(url_of(first), 3)) < 0.1
         assert wait_until(lambda: listed(stack) == {first.instance, second.instance},
                           5) is not None
+
+        stack.inject(None, "directory")  # the container killed, then started again
+        assert refused_or_timed_out(f"{stack.directory_url}/health")
+        stack.clear(fault="directory")
+        assert wait_until(lambda: listed(stack) == {first.instance, second.instance},
+                          10) is not None
+        stack.inject(second.instance, "crash")
+        assert refused_or_timed_out(url_of(second))
+        stack.clear(second.instance)
+        assert second.instance not in {row.instance for row in stack.status()}
+        assert not stack.runtime.client.containers.list(
+            all=True, filters={"label": f"mwkit.instance={second.instance}"})
+
+
+def test_the_directory_fault_is_refused_on_etcd(tmp_path):
+    wizard = Wizard(tmp_path, runtime="process", directory_url="etcd://127.0.0.1:2379")
+    with pytest.raises(InvalidFault, match="registers in etcd"):
+        FaultInjector(wizard).inject(None, "directory")
+    assert not (tmp_path / STACK_FAULTS_FILE).exists()
