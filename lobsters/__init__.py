@@ -94,7 +94,8 @@ def refresh_of(args) -> dict:
 
 def call_popularity(sherlock) -> dict:
     """One call to popularity, never raises: a dict with ``service_id``, ``instance``,
-    ``call_ms``, ``users``, ``error`` and ``reason``.
+    ``call_ms``, ``users``, ``error``, ``reason`` and ``sherlock`` (what Sherlock did:
+    ``{"attempts", "hedged", "ejected"}``, see :meth:`mwkit.sherlock.attempts.Call.summary`).
 
     On success ``error`` and ``reason`` are None. Any failure leaves ``service_id`` None
     (the page shows NO SERVICES AVAILABLE), puts the human text in ``error`` and says why in
@@ -104,7 +105,7 @@ def call_popularity(sherlock) -> dict:
     """
     started = time.perf_counter()
     result = {"service_id": None, "instance": None, "call_ms": None, "users": [],
-              "error": None, "reason": None}
+              "error": None, "reason": None, "sherlock": None}
     if sherlock is None:
         result.update(error="no Sherlock: MWKIT_DIRECTORY_URL is not set",
                       reason="no_instances")
@@ -114,10 +115,13 @@ def call_popularity(sherlock) -> dict:
             response.raise_for_status()
             body = response.json()
             result.update(service_id=body["service_id"], users=body["users"],
-                          instance=getattr(response, "instance", None))
+                          instance=getattr(response, "instance", None),
+                          sherlock=getattr(response, "sherlock", None))
         except (requests.RequestException, RuntimeError, ValueError, KeyError,
                 TypeError) as exc:
-            result.update(error=f"{type(exc).__name__}: {exc}", reason=failure_reason(exc))
+            result.update(error=f"{type(exc).__name__}: {exc}", reason=failure_reason(exc),
+                          sherlock=getattr(exc, "sherlock", None) or
+                          getattr(getattr(exc, "response", None), "sherlock", None))
     result["call_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return result
 
@@ -137,16 +141,17 @@ def start_sherlock(directory_url: str):
 
     Its settings come from the kit's settings, that is from the variables the stack gives
     the monolith (see :mod:`mwkit.contract`): ``MWKIT_SHERLOCK_POLICY`` (how it balances,
-    default ``round_robin``), ``MWKIT_SHERLOCK_RETRIES`` (default 1) and
-    ``MWKIT_SHERLOCK_EJECT`` (default 1). A wrong value stops the monolith at its start.
+    default ``round_robin``), ``MWKIT_SHERLOCK_RETRIES`` (default 1),
+    ``MWKIT_SHERLOCK_EJECT`` (default 1) and the four off by default (outlier ejection,
+    retry budget, hedging, deadline: see :mod:`mwkit.settings`). A wrong value stops the
+    monolith at its start.
     """
     from mwkit.settings import Settings
     from mwkit.sherlock import Sherlock  # imported only when there is a Directory to use
 
     settings = Settings.from_env()
     stack = contextlib.ExitStack()
-    sherlock = stack.enter_context(Sherlock(directory_url, policy=settings.policy,
-                                            retries=settings.retries, eject=settings.eject))
+    sherlock = stack.enter_context(Sherlock(directory_url, **settings.sherlock_options()))
     atexit.register(stack.close)
     return sherlock
 

@@ -21,6 +21,10 @@ DIRECTORY_URL = "MWKIT_DIRECTORY_URL"  # when it links "directory" (the monolith
 SHERLOCK_POLICY = "MWKIT_SHERLOCK_POLICY"  # how a linked Sherlock balances
 SHERLOCK_RETRIES = "MWKIT_SHERLOCK_RETRIES"  # how many other instances it tries (0: none)
 SHERLOCK_EJECT = "MWKIT_SHERLOCK_EJECT"  # 1: leave out an instance that refused; 0: never
+SHERLOCK_OUTLIER_5XX = "MWKIT_SHERLOCK_OUTLIER_5XX"  # leave out after N 5xx in a row (0: off)
+SHERLOCK_RETRY_BUDGET = "MWKIT_SHERLOCK_RETRY_BUDGET"  # retries at most this share (0: off)
+SHERLOCK_HEDGE = "MWKIT_SHERLOCK_HEDGE"  # hedge after this latency quantile (0: off)
+SHERLOCK_DEADLINE = "MWKIT_SHERLOCK_DEADLINE"  # seconds a call may take (0: none)
 
 # --- who the instance is ---------------------------------------------------------------
 SERVICE = "MWKIT_SERVICE"

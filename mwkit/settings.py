@@ -10,6 +10,11 @@ same thing wherever it is set (like Flask's one ``FLASK_`` prefix)::
     MWKIT_SHERLOCK_POLICY  how the monolith's Sherlock balances (default: round_robin)
     MWKIT_SHERLOCK_RETRIES how many other instances it tries after a refusal (default: 1)
     MWKIT_SHERLOCK_EJECT   1 (the default): it leaves out an instance that refused; 0: never
+    MWKIT_SHERLOCK_OUTLIER_5XX   N: it leaves out an instance after N 5xx in a row (0: off)
+    MWKIT_SHERLOCK_RETRY_BUDGET  retries at most this share of the calls, 0.2 (0: no budget)
+    MWKIT_SHERLOCK_HEDGE         hedge a call slower than this latency quantile, 0.95 (0: off)
+    MWKIT_SHERLOCK_DEADLINE      seconds a call may take, told to the instance (0: none)
+                           (all four off by default: see mwkit.sherlock.guards)
     MWKIT_REGISTRY         directory (the default: the kit's own Directory), etcd (a
                            three-member etcd cluster the stack starts), or the etcd://
                            URL of a cluster that runs already
@@ -31,6 +36,7 @@ inside it), else ``.mwkit`` in the current folder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,6 +76,10 @@ class Settings:
     policy: str = DEFAULT_POLICY
     retries: int = DEFAULT_RETRIES  # Sherlock's retries on another instance (0: none)
     eject: bool = True  # Sherlock leaves out an instance that refused a connection
+    outlier_5xx: int = 0  # ... and one that answered that many 5xx in a row (0: off)
+    retry_budget: float = 0.0  # retries at most this share of the calls (0: no budget)
+    hedge: float = 0.0  # a second copy of a call slower than this quantile (0: no hedging)
+    deadline: float = 0.0  # seconds a call may take, told to the instance (0: none)
     registry: str = REGISTRIES[0]  # where instances register: see MWKIT_REGISTRY
     directory_url: str | None = None
     directory_token: str | None = None
@@ -97,6 +107,33 @@ class Settings:
         if not isinstance(self.eject, bool):
             raise SettingsError(f"eject ({contract.SHERLOCK_EJECT} or --no-eject) must be True "
                                 f"or False, not {self.eject!r}")
+        if type(self.outlier_5xx) is not int or self.outlier_5xx < 0:
+            raise SettingsError(f"outlier_5xx ({contract.SHERLOCK_OUTLIER_5XX} or --outlier-5xx)"
+                                f" must be a whole number, 0 or more, not {self.outlier_5xx!r}")
+        for name, variable, highest, what in (
+                ("retry_budget", contract.SHERLOCK_RETRY_BUDGET, 1.0, "a share, 0.2 for 20 %"),
+                ("hedge", contract.SHERLOCK_HEDGE, 0.999, "a quantile, 0.95 for p95"),
+                ("deadline", contract.SHERLOCK_DEADLINE, math.inf, "seconds")):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 <= value <= highest:
+                raise SettingsError(f"{name} ({variable} or --{name.replace('_', '-')}) is "
+                                    f"{what}, 0 for off, not {value!r}")
+
+    def sherlock_options(self) -> dict:
+        """The keyword arguments of :class:`mwkit.sherlock.Sherlock` these settings give."""
+        return {"policy": self.policy, "retries": self.retries, "eject": self.eject,
+                "outlier_5xx": self.outlier_5xx, "retry_budget": self.retry_budget,
+                "hedge": self.hedge, "deadline": self.deadline}
+
+    def sherlock_env(self) -> dict[str, str]:
+        """The same as the variables a linked Sherlock (the monolith's) reads them from."""
+        return {contract.SHERLOCK_POLICY: self.policy,
+                contract.SHERLOCK_RETRIES: str(self.retries),
+                contract.SHERLOCK_EJECT: "1" if self.eject else "0",
+                contract.SHERLOCK_OUTLIER_5XX: str(self.outlier_5xx),
+                contract.SHERLOCK_RETRY_BUDGET: str(self.retry_budget),
+                contract.SHERLOCK_HEDGE: str(self.hedge),
+                contract.SHERLOCK_DEADLINE: str(self.deadline)}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -109,6 +146,10 @@ class Settings:
             "policy": env.get(contract.SHERLOCK_POLICY) or None,
             "retries": _whole_number(env, contract.SHERLOCK_RETRIES),
             "eject": _switch(env, contract.SHERLOCK_EJECT),
+            "outlier_5xx": _whole_number(env, contract.SHERLOCK_OUTLIER_5XX),
+            "retry_budget": _number(env, contract.SHERLOCK_RETRY_BUDGET),
+            "hedge": _number(env, contract.SHERLOCK_HEDGE),
+            "deadline": _number(env, contract.SHERLOCK_DEADLINE),
             "registry": env.get("MWKIT_REGISTRY") or None,
             "directory_url": env.get("MWKIT_DIRECTORY_URL") or None,
             "directory_token": env.get("MWKIT_DIRECTORY_TOKEN") or None,
@@ -129,13 +170,19 @@ class Settings:
 
 def _whole_number(env: Mapping[str, str], name: str) -> int | None:
     """``env[name]`` as an int, None when unset; a SettingsError naming it otherwise."""
+    return _number(env, name, int, "a whole number, 0 or more")
+
+
+def _number(env: Mapping[str, str], name: str, kind: type = float,
+            what: str = "a number (0 for off)"):
+    """``env[name]`` as a ``kind``, None when unset; a SettingsError naming it otherwise."""
     raw = env.get(name, "").strip()
     if not raw:
         return None
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, 0 or more, not {raw!r}") from None
+        raise SettingsError(f"{name} must be {what}, not {raw!r}") from None
 
 
 def _switch(env: Mapping[str, str], name: str) -> bool | None:

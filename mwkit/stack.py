@@ -72,6 +72,10 @@ class Stack:
         retries: int | None = None,
         eject: bool | None = None,
         registry: str | None = None,
+        outlier_5xx: int | None = None,
+        retry_budget: float | None = None,
+        hedge: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         """``foreground``: this process only serves the stack and stops it on SIGTERM (as
         ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
@@ -82,15 +86,18 @@ class Stack:
         with ``detach``, but its watchdog removes it once process ``owner`` is gone (a
         notebook kernel that ran ``!mwkit up --detach --owner {os.getpid()}``).
 
-        ``policy``, ``retries`` and ``eject`` are the monolith's Sherlock's settings (see
-        :class:`mwkit.sherlock.Sherlock`); :meth:`use_sherlock` changes them later.
+        ``policy``, ``retries``, ``eject``, ``outlier_5xx``, ``retry_budget``, ``hedge``
+        and ``deadline`` are the monolith's Sherlock's settings (see
+        :class:`mwkit.sherlock.Sherlock`; the last four are 0, off, unless given or set in
+        the environment); :meth:`use_sherlock` changes them later.
 
         ``registry``: where instances register, the kit's Directory (``"directory"``), a
         three-member etcd cluster this stack starts (``"etcd"``), or a running etcd
         cluster's ``etcd://`` URL (see :mod:`mwkit.directory.etcd`)."""
         self.settings = (settings or Settings.from_env()).replace(
             workdir=workdir, runtime=runtime, database=database, policy=policy,
-            retries=retries, eject=eject, registry=registry)
+            retries=retries, eject=eject, registry=registry, outlier_5xx=outlier_5xx,
+            retry_budget=retry_budget, hedge=hedge, deadline=deadline)
         self.workdir = self.settings.workdir
         self.runtime, self.runtime_reason = choose_runtime(self.settings.runtime)
         self.database = self.settings.database
@@ -167,30 +174,31 @@ class Stack:
                          name="mwkit-detached-stack", daemon=True).start()
 
     def _start_monolith(self) -> None:
-        from mwkit import contract
-
         self.progress(f"starting the monolith ({MONOLITH}, Sherlock policy {self.policy}, "
                       f"retries {self.retries}, {'' if self.eject else 'no '}ejection)")
-        env = {contract.SHERLOCK_POLICY: self.policy,
-               contract.SHERLOCK_RETRIES: str(self.retries),
-               contract.SHERLOCK_EJECT: "1" if self.eject else "0"}
-        monolith = self.wizard.svrun(MONOLITH, "monolith", UNCOMMITTED, timeout=60, env=env)
+        monolith = self.wizard.svrun(MONOLITH, "monolith", UNCOMMITTED, timeout=60,
+                                     env=self.settings.sherlock_env())
         self.monolith_url = monolith.url
         self._write_stack_file()
         self.progress(f"the monolith answers at "
                       f"{browser_link(f'{self.monolith_url}/popular', self.settings)}")
 
     def use_sherlock(self, policy: str | None = None, retries: int | None = None,
-                     eject: bool | None = None) -> None:
-        """Restart the monolith with its Sherlock's ``policy``, ``retries`` and ``eject``
-        changed (those left out, None, stay as they are).
+                     eject: bool | None = None, *, outlier_5xx: int | None = None,
+                     retry_budget: float | None = None, hedge: float | None = None,
+                     deadline: float | None = None) -> None:
+        """Restart the monolith with its Sherlock's ``policy``, ``retries``, ``eject``,
+        ``outlier_5xx``, ``retry_budget``, ``hedge`` or ``deadline`` changed (those left
+        out, None, stay as they are; 0 turns one of the last four off).
 
         These are the client's own settings, as a library's would be: changing them means
         restarting the process that uses them. A wrong value fails here, with nothing
         restarted. ``use_sherlock(retries=0, eject=False)`` shows what a router that only
         follows the Directory does when an instance goes away.
         """
-        self.settings = self.settings.replace(policy=policy, retries=retries, eject=eject)
+        self.settings = self.settings.replace(
+            policy=policy, retries=retries, eject=eject, outlier_5xx=outlier_5xx,
+            retry_budget=retry_budget, hedge=hedge, deadline=deadline)
         self.wizard.scale(MONOLITH, "monolith", 0)
         self._start_monolith()
 

@@ -8,6 +8,7 @@ import threading
 
 from mwkit.cli import add_runtime_option, add_workdir_option
 from mwkit.settings import DEFAULT_RETRIES, Settings
+from mwkit.sherlock.commands import add_guard_options, guarded
 from mwkit.sherlock.policies import DEFAULT_POLICY, POLICIES
 
 
@@ -33,12 +34,13 @@ def _options(parser: argparse.ArgumentParser) -> None:
                              "refused a call for a while; --no-eject: it keeps calling it "
                              "until the Directory drops it (default: $MWKIT_SHERLOCK_EJECT, "
                              "else eject)")
+    add_guard_options(parser, "the monolith's ")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The command's settings with the monolith's Sherlock options applied."""
-    return args.settings.replace(retries=args.retries, eject=args.eject,
-                                 registry=args.registry)
+    return guarded(args.settings, args).replace(retries=args.retries, eject=args.eject,
+                                                registry=args.registry)
 
 
 def _up(args: argparse.Namespace) -> int:

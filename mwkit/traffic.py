@@ -46,6 +46,14 @@ class Reload:
     status: int | None  # the page's HTTP status; None when there was no answer
     error: str | None = None  # what went wrong, when outcome is not "ok"
     instance: str | None = None  # the Directory's name for the instance that answered
+    attempts: int = 1  # how many instances the monolith's Sherlock tried (hedges included)
+    hedged: bool = False  # Sherlock sent a second copy of the call (its hedge option)
+    ejected: bool = False  # an attempt of the call got an instance ejected
+
+    @property
+    def retried(self) -> bool:
+        """Sherlock tried more than one instance and none of them was a hedge."""
+        return self.attempts > 1 and not self.hedged
 
     @property
     def ok(self) -> bool:
@@ -230,8 +238,11 @@ class PageReloads:
         if body is None:
             outcome = "timeout" if error.startswith("no answer") else "error"
             return Reload(started, latency, None, None, outcome, status, error)
+        done = body.get("sherlock") or {}  # what Sherlock did; none from an older monolith
         return Reload(started, latency, body.get("service_id") or None, body.get("call_ms"),
-                      outcome_of(body), status, body.get("error"), body.get("instance"))
+                      outcome_of(body), status, body.get("error"), body.get("instance"),
+                      done.get("attempts", 1), done.get("hedged", False),
+                      done.get("ejected", False))
 
     # -- results ---------------------------------------------------------------------------
 

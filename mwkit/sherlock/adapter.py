@@ -8,7 +8,8 @@ Routing is transparent: only the connection goes to the instance. The instance s
 ``Host: <service>``, and the response keeps the logical URL in ``response.url`` and
 ``response.request.url`` (so a relative redirect, and a cookie, stay with the service and
 go through Sherlock again); ``response.instance`` says which instance answered, and
-``response.sherlock`` what Sherlock did (``{"attempts", "hedged", "ejected"}``).
+``response.sherlock`` what Sherlock did (``{"attempts", "hedged", "ejected"}``; a
+call that failed has it on its exception).
 
 A hedged call (Sherlock's ``hedge``) sends its attempts in threads: the first answer is
 returned, the other is read and dropped when it comes (requests cannot cancel a call).
@@ -65,6 +66,7 @@ class SherlockAdapter(HTTPAdapter):
             if response is not None:
                 response.sherlock = call.summary()  # what Sherlock did, for the curious
                 return response
+        call.failure.sherlock = call.summary()  # ... for a call that failed too
         raise call.failure
 
     def _attempt(self, call: Call, attempt: Attempt, request: requests.PreparedRequest,

@@ -1,7 +1,8 @@
 """``mwkit sherlock``: run Sherlock as a local proxy in front of every service.
 
 Its retries and ejection come from ``MWKIT_SHERLOCK_RETRIES`` and ``MWKIT_SHERLOCK_EJECT``
-(see :mod:`mwkit.settings`), as the monolith's do.
+(see :mod:`mwkit.settings`), as the monolith's do; the options of :func:`add_guard_options`
+(outlier ejection, retry budget, hedging, deadline) from their variables or the command line.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ def run(args: argparse.Namespace) -> int:
 
     host, _, port = args.listen.rpartition(":")
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
-    settings = args.settings
+    settings = guarded(args.settings, args)
     directory = settings.directory_url or f"http://127.0.0.1:{DIRECTORY_PORT}"
-    with Sherlock(directory, policy=settings.policy, retries=settings.retries,
-                  eject=settings.eject, timeout=args.timeout,
+    with Sherlock(directory, **settings.sherlock_options(), timeout=args.timeout,
                   token=settings.directory_token) as sherlock:
         try:
             serve(sherlock, host or "127.0.0.1", int(port))
@@ -41,4 +41,32 @@ def register(subparsers) -> None:
     parser.add_argument("--policy", default=None, choices=sorted(POLICIES),
                         help=f"default: $MWKIT_SHERLOCK_POLICY, else {DEFAULT_POLICY}")
     parser.add_argument("--timeout", type=float, default=5.0, help="per-call timeout (s)")
+    add_guard_options(parser, "")
     parser.set_defaults(handler=run)
+
+
+#: The options of what modern balancers add: (option, settings field, type, help).
+GUARDS = (
+    ("--outlier-5xx", "outlier_5xx", int, "N", "leaves out an instance after N 5xx answers in "
+     "a row, N x 1 s the N-th time, at most half the instances (Envoy's default N: 5)"),
+    ("--retry-budget", "retry_budget", float, "SHARE", "retries (and hedges) at most SHARE "
+     "of the last 10 s of calls + 1 a second (Finagle's: 0.2)"),
+    ("--hedge", "hedge", float, "QUANTILE", "sends a second copy of an idempotent call not "
+     "answered within this quantile of recent latencies, 0.95 for p95 (The Tail at Scale)"),
+    ("--deadline", "deadline", float, "SECONDS", "gives each call this long, told to the "
+     "instance in X-Deadline-Ms; no retry or hedge once it is spent"),
+)
+
+
+def add_guard_options(parser: argparse.ArgumentParser, whose: str) -> None:
+    """``--outlier-5xx``, ``--retry-budget``, ``--hedge``, ``--deadline``: each off (0)
+    unless given or set by its ``MWKIT_SHERLOCK_*`` variable."""
+    for option, field, kind, metavar, text in GUARDS:
+        variable = "$MWKIT_SHERLOCK_" + field.upper()
+        parser.add_argument(option, type=kind, default=None, metavar=metavar, dest=field,
+                            help=f"{whose}Sherlock {text} (default: {variable}, else 0: off)")
+
+
+def guarded(settings, args: argparse.Namespace):
+    """``settings`` with the options of :func:`add_guard_options` that were given."""
+    return settings.replace(**{field: getattr(args, field) for _, field, *_ in GUARDS})

@@ -32,7 +32,8 @@ Four more, off unless given, are what modern client-side balancers add (see
 out an instance after that many 5xx in a row, Envoy), ``retry_budget`` (retries at most
 that share of the calls, Finagle), ``hedge`` (a second copy of a call slower than that
 latency quantile, Dean and Barroso) and ``deadline`` (seconds a call may take, told to the
-instance in a header). The policy ``p2c_least_request`` is Envoy's default balancer.
+instance in a header); 0 or None is off. The policy ``p2c_least_request`` is Envoy's default
+balancer.
 """
 
 
@@ -78,15 +79,18 @@ class Sherlock:
     ) -> None:
         if retries < 0:
             raise InvalidInput(f"Sherlock's retries must be 0 or more, not {retries}")
-        if deadline is not None and not deadline > 0:
-            raise InvalidInput(f"Sherlock's deadline is seconds above 0, not {deadline!r}")
+        if deadline is not None and deadline < 0:
+            raise InvalidInput(f"Sherlock's deadline is seconds, 0 or None for none, not "
+                               f"{deadline!r}")
         #: Envoy's consecutive-5xx outlier ejection, or None (``outlier_5xx=0``: off).
         self.outliers = OutlierEjection(outlier_5xx) if outlier_5xx else None
-        self.retry_budget, self.hedge, self.deadline = retry_budget, hedge, deadline
-        if retry_budget is not None:
-            RetryBudget(retry_budget)  # a wrong share fails now, not at the first call
-        if hedge is not None:
-            HedgeTimer(hedge)
+        # 0 is off too, as in the settings (MWKIT_SHERLOCK_HEDGE=0)
+        self.retry_budget, self.hedge = retry_budget or None, hedge or None
+        self.deadline = deadline or None
+        if self.retry_budget is not None:
+            RetryBudget(self.retry_budget)  # a wrong share fails now, not at the first call
+        if self.hedge is not None:
+            HedgeTimer(self.hedge)
         self._budgets: dict[str, RetryBudget] = {}
         self._hedge_timers: dict[str, HedgeTimer] = {}
         self.directory = directory_client(directory_url, token, timeout=connect_timeout * 4)

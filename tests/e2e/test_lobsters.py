@@ -353,3 +353,5 @@ def test_popular_json_says_why_no_service_answered(database_url, directory, sher
     body = as_json.get_json()
     assert body["service_id"] is None and body["reason"] == reason and body["error"]
     assert "NO SERVICES AVAILABLE" in page.text
+    if reason != "no_instances":  # what Sherlock did, for the reload's plot
+        assert body["sherlock"] == {"attempts": 1, "hedged": False, "ejected": False}

@@ -166,3 +166,20 @@ def test_the_deadline_goes_to_the_instance_and_bounds_each_attempt(directory, fl
             for _ in range(2):
                 session.get("http://echo/slow/b/1.0", headers={DEADLINE_HEADER: "300"})
                 session.get("http://echo/slow/a/1.0", headers={DEADLINE_HEADER: "300"})
+
+
+def test_the_monolith_builds_its_sherlock_with_the_options_of_its_environment(directory,
+                                                                                monkeypatch):
+    import lobsters
+
+    monkeypatch.setenv("MWKIT_SHERLOCK_POLICY", "p2c_least_request")
+    monkeypatch.setenv("MWKIT_SHERLOCK_OUTLIER_5XX", "5")
+    monkeypatch.setenv("MWKIT_SHERLOCK_RETRY_BUDGET", "0.2")
+    monkeypatch.setenv("MWKIT_SHERLOCK_HEDGE", "0.95")
+    monkeypatch.setenv("MWKIT_SHERLOCK_DEADLINE", "1.5")
+    sherlock = lobsters.start_sherlock(directory)
+    try:
+        assert (sherlock.policy_name, sherlock.outliers.consecutive, sherlock.retry_budget,
+                sherlock.hedge, sherlock.deadline) == ("p2c_least_request", 5, 0.2, 0.95, 1.5)
+    finally:
+        sherlock.close()

@@ -231,3 +231,51 @@ def test_a_hedge_goes_to_another_instance_once_and_only_for_idempotent_calls():
                                              (None, None), ("soon", None)])
 def test_a_deadline_header_in_milliseconds(header, seconds):
     assert deadline_of(header) == seconds
+
+
+# --- the same options from the environment and the command line -------------------------
+
+
+def test_the_options_come_from_the_environment_off_by_default():
+    from mwkit.settings import Settings
+
+    assert {k: v for k, v in Settings.from_env({}).sherlock_options().items()
+            if k in ("outlier_5xx", "retry_budget", "hedge", "deadline")} == \
+        {"outlier_5xx": 0, "retry_budget": 0.0, "hedge": 0.0, "deadline": 0.0}
+    env = {"MWKIT_SHERLOCK_OUTLIER_5XX": "5", "MWKIT_SHERLOCK_RETRY_BUDGET": "0.2",
+           "MWKIT_SHERLOCK_HEDGE": "0.95", "MWKIT_SHERLOCK_DEADLINE": "1.5",
+           "MWKIT_SHERLOCK_POLICY": "p2c_least_request"}
+    settings = Settings.from_env(env)
+    assert settings.sherlock_options() == {
+        "policy": "p2c_least_request", "retries": 1, "eject": True, "outlier_5xx": 5,
+        "retry_budget": 0.2, "hedge": 0.95, "deadline": 1.5}
+    assert Settings.from_env(settings.sherlock_env()) == settings  # what the monolith reads
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("MWKIT_SHERLOCK_HEDGE", "95", r"hedge \(MWKIT_SHERLOCK_HEDGE or --hedge\) is a quantile"),
+    ("MWKIT_SHERLOCK_RETRY_BUDGET", "2", r"retry_budget .* is a share, 0.2 for 20 %"),
+    ("MWKIT_SHERLOCK_DEADLINE", "-1", r"deadline .* is seconds, 0 for off, not -1.0"),
+    ("MWKIT_SHERLOCK_DEADLINE", "soon", r"MWKIT_SHERLOCK_DEADLINE must be a number"),
+    ("MWKIT_SHERLOCK_OUTLIER_5XX", "2.5", r"MWKIT_SHERLOCK_OUTLIER_5XX must be a whole"),
+])
+def test_a_wrong_option_is_named(variable, value, message):
+    from mwkit.errors import SettingsError
+    from mwkit.settings import Settings
+
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({variable: value})
+
+
+def test_mwkit_up_and_mwkit_sherlock_take_the_options(monkeypatch):
+    from mwkit.cli import build_parser, settings_of
+    from mwkit.sherlock.commands import guarded
+
+    for variable in ("MWKIT_SHERLOCK_HEDGE", "MWKIT_SHERLOCK_DEADLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    for command in ("up", "sherlock"):
+        args = build_parser().parse_args([command, "--outlier-5xx", "3", "--retry-budget",
+                                          "0.1", "--hedge", "0.9"])
+        settings = guarded(settings_of(args), args)
+        assert (settings.outlier_5xx, settings.retry_budget, settings.hedge,
+                settings.deadline) == (3, 0.1, 0.9, 0.0)
