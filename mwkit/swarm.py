@@ -309,6 +309,14 @@ class SwarmServices:
         return self._converge(service, tag, found.attrs["Spec"]["Labels"]["mwkit.commit"],
                               replicas, timeout)
 
+    def set_replicas(self, service: str, tag: str, replicas: int, ref: str | None = None,
+                     timeout: float = 120) -> list[Task]:
+        """The panel's slider: ``replicas`` tasks of ``service`` ``tag``, deployed from
+        ``ref`` (default: the tag) if it is not deployed yet, else scaled."""
+        if self._service(service, tag, missing_ok=True) is None:
+            return self.deploy(service, tag, ref, replicas, timeout)
+        return self.scale(service, tag, replicas, timeout)
+
     def rollout(self, service: str, tag: str, ref: str, timeout: float = 180) -> list[Task]:
         """A rolling update to ``ref``: one task at a time, the new one started (healthy,
         registered) before an old one stops; returns once every task runs ``ref``."""
