@@ -6,7 +6,9 @@ returned Figure shows itself (a :class:`Picture`); elsewhere :func:`save` writes
 
 A learner should read at a glance "three instances shared the load, then a slow canary
 came, then it left": one colour per instance (the same in every plot and every run), failed
-reloads in red on top, and a vertical line for each Directory event and each mark.
+reloads in red on top, and a vertical line for each Directory event and each mark. In the
+latency plot, a hollow marker around a reload says that Sherlock retried it, hedged it,
+or ejected an instance on its way.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ EVENT_STYLES = {  # Directory event kind: (colour, line style, sign before the i
     "expired": ("#d62728", ":", "\u2212"),
     "deregistered": ("#7f7f7f", ":", "\u2212"),
 }
+#: What the monolith's Sherlock did for a reload (its options: see mwkit.sherlock.guards),
+#: drawn around the reload's point: (Reload attribute, legend label, marker, size).
+SHERLOCK_MARKS = (
+    ("retried", "retried on another instance", "^", 70),
+    ("hedged", "hedged: a second copy sent", "D", 55),
+    ("ejected", "got an instance ejected", "*", 140),
+)
 MARK_STYLE = ("#000000", "-", "")
 LANES = 4  # rows of event labels above the plot before they are allowed to overlap
 DPI = 110
@@ -197,6 +206,7 @@ def latency(records: Sequence[Reload], events: Sequence[dict] | None = None,
         ax.scatter([r.time - start for r in points], [r.latency for r in points],
                    label=FAILURES[key][0] if key in FAILURES else key, alpha=0.8,
                    linewidths=0.8 if key in FAILURES else 0, **style)
+    draw_what_sherlock_did(ax, records, start)
     end = records[-1].time - start + 1
     ax.axhline(1.0, color="#555555", linewidth=0.8, linestyle="--")
     ax.annotate("1 s", (0, 1.0), xytext=(2, 2), textcoords="offset points", fontsize=8,
@@ -212,6 +222,17 @@ def latency(records: Sequence[Reload], events: Sequence[dict] | None = None,
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
               title="answered by", title_fontsize=8)
     return figure
+
+
+def draw_what_sherlock_did(ax: Axes, records: Sequence[Reload], start: float) -> None:
+    """A hollow black marker around each reload Sherlock retried, hedged, or that got an
+    instance ejected (:data:`SHERLOCK_MARKS`); nothing when it did none of that."""
+    for attribute, label, marker, size in SHERLOCK_MARKS:
+        points = [r for r in records if getattr(r, attribute)]
+        if points:
+            ax.scatter([r.time - start for r in points], [r.latency for r in points],
+                       marker=marker, s=size, facecolors="none", edgecolors="#000000",
+                       linewidths=0.9, label=f"{label} ({len(points)})", zorder=3.5)
 
 
 # -- both ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import subprocess
 import sys
@@ -119,6 +120,29 @@ def test_latency_scatter_and_the_one_second_line():
     assert ax.get_yscale() == "log"
     assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)
     assert latency(records, log=False).axes[0].get_yscale() == "linear"
+
+
+def test_retried_hedged_and_ejected_reloads_are_marked_in_the_latency_plot():
+    """Each has its own hollow marker and legend line; a run with none of them has none."""
+    records, _, _ = story()
+    plain = {c.get_label() for c in dashboard(records).axes[1].collections}
+    assert not any(label.startswith(("retried", "hedged", "got an")) for label in plain)
+    records[30] = dataclasses.replace(records[30], attempts=2)  # retried
+    records[31] = dataclasses.replace(records[31], attempts=2, ejected=True)
+    records[40] = dataclasses.replace(records[40], attempts=2, hedged=True)
+    ax = dashboard(records).axes[1]
+    marked = {c.get_label(): c for c in ax.collections}
+    retried = marked["retried on another instance (2)"]
+    hedged = marked["hedged: a second copy sent (1)"]
+    ejected = marked["got an instance ejected (1)"]
+    assert [tuple(p) for p in hedged.get_offsets()] == [(4.0, records[40].latency)]
+    assert len(retried.get_offsets()) == 2 and len(ejected.get_offsets()) == 1
+    shapes = {len(c.get_paths()[0].vertices) for c in (retried, hedged, ejected)}
+    assert len(shapes) == 3  # three marker shapes, told apart without colour
+    assert all(to_hex(c.get_edgecolor()[0]) == "#000000" and len(c.get_facecolor()) == 0
+               for c in (retried, hedged, ejected))
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "hedged: a second copy sent (1)" in labels
 
 
 def test_dashboard_png(tmp_path):
