@@ -262,8 +262,7 @@ class Stack:
                 "directory_url": self.directory_url,
                 "directory_token": self.directory_token,
                 "database_url": self.database_url, "monolith_url": self.monolith_url,
-                "policy": self.policy, "retries": self.retries, "eject": self.eject,
-                "up_pid": owner,
+                **self.settings.sherlock_options(), "up_pid": owner,
                 "up_created": create_time(owner) if owner else None,
                 "watchdog_pid": guard, "watchdog_created": create_time(guard) if guard else None}
         write_private(self.workdir / STACK_FILE, json.dumps(info, indent=2))

@@ -70,3 +70,27 @@ def test_with_the_defaults_neither_fails_a_reload(stack):
     assert (failed, total) == (0, total)  # retried on another instance, then ejected
     failed, total = failed_reloads(stack, lambda: stack.scale(2))  # graceful: drained first
     assert (failed, total) == (0, total)
+
+
+def test_the_monolith_takes_the_balancer_options_and_its_reloads_show_them(stack):
+    """One of three instances answers every call with a 503 (a fault, #12): with outlier
+    ejection after 3 in a row the monolith's Sherlock leaves it out, longer each time,
+    and the reloads that got it ejected say so (the dashboard marks them)."""
+    stack.use_sherlock(outlier_5xx=3, retry_budget=0.2, hedge=0.95, deadline=2.0)
+    info = json.loads((stack.workdir / "stack.json").read_text())
+    assert (info["outlier_5xx"], info["retry_budget"], info["hedge"], info["deadline"]) == \
+        (3, 0.2, 0.95, 2.0)
+    failing = stack.scale(3)[0].id
+    stack.inject(failing, "errors", fraction=1.0, status=503)
+    try:
+        with stack.reloads(rate=RATE, duration=DURATION) as reloads:
+            assert reloads.wait(DURATION + 20)
+    finally:
+        stack.clear()
+        stack.use_sherlock(outlier_5xx=0, retry_budget=0, hedge=0, deadline=0)
+    records = reloads.records()
+    ejecting = [r for r in records if r.ejected]
+    assert ejecting and all(r.outcome == "error" for r in ejecting)
+    failed = [r for r in records if not r.ok]
+    # ejected for 1 s, then 2 s, then 3 s: 3 failed reloads before each ejection at most
+    assert len(failed) <= 3 * len(ejecting) + 3 and len(failed) < len(records) / 6
