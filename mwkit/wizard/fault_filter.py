@@ -157,7 +157,7 @@ class FaultFilter:
             if wait:
                 await asyncio.sleep(wait)
             if status is not None and not chunked:
-                await reader.readexactly(length)  # the body goes nowhere
+                await self._copy(reader, None, length)  # the body goes nowhere
                 writer.write(fault_answer(status))
                 await writer.drain()
                 continue
@@ -165,9 +165,18 @@ class FaultFilter:
             if chunked:
                 await self._pipe(reader, up_writer, close=False)
                 return
-            if length:
-                up_writer.write(await reader.readexactly(length))
+            await self._copy(reader, up_writer, length)
             await up_writer.drain()
+
+    @staticmethod
+    async def _copy(reader, writer, length: int) -> None:
+        """Copy exactly ``length`` bytes of a body (to nowhere when ``writer`` is None)."""
+        while length > 0:
+            data = await reader.readexactly(min(length, CHUNK))
+            length -= len(data)
+            if writer is not None:
+                writer.write(data)
+                await writer.drain()
 
     @staticmethod
     async def _pipe(reader, writer, close: bool = True) -> None:
