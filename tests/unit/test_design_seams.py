@@ -137,7 +137,7 @@ def test_an_unknown_runtime_is_a_one_line_error(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
         "mwkit status: error: unknown runtime 'kubernetes' (from --runtime or MWKIT_RUNTIME); "
-        "known runtimes: auto, docker, process"]
+        "known runtimes: auto, docker, process, swarm"]
 
 
 def test_mwkit_without_a_command_prints_its_help(capsys):
