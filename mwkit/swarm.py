@@ -170,7 +170,7 @@ class SwarmServices:
     """
 
     def __init__(self, workdir: Path | str | None = None, sources: dict | None = None,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, runtime=None):
         from mwkit.wizard.runtimes.swarm import SwarmRuntime
         from mwkit.wizard.source import default_sources
 
@@ -179,7 +179,7 @@ class SwarmServices:
         if self.stack.get("runtime") != "swarm":
             raise WizardError(f"no stack on the swarm runtime in {self.workdir}: start one "
                               "with `mwkit up --runtime swarm` (or Stack(runtime='swarm'))")
-        self.runtime = SwarmRuntime()
+        self.runtime = runtime or SwarmRuntime()
         self.client = self.runtime.client
         self.sources = default_sources(KIT_ROOT) if sources is None else sources
         self.progress = progress or (lambda line: None)

@@ -54,7 +54,7 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def swarm(stack):
-    return SwarmServices(stack.workdir)
+    return stack.runtime.services(stack.workdir)  # a SwarmServices
 
 
 def reloads_during(stack, action) -> dict:

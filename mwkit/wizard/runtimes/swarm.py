@@ -44,6 +44,13 @@ class SwarmRuntime(DockerRuntime):
                     labels={**MANAGED, "mwkit.workdir": str(Path(workdir).resolve())})
         return name
 
+    def services(self, workdir: Path, sources: dict | None = None, progress=None):
+        """The workdir's Swarm services (:class:`mwkit.swarm.SwarmServices`): what a stack
+        on this runtime scales, rolls out and rolls back."""
+        from mwkit.swarm import SwarmServices
+
+        return SwarmServices(workdir, sources=sources, progress=progress, runtime=self)
+
     def cleanup(self, workdir: Path, infrastructure: bool = False) -> list[str]:
         """The workdir's Swarm services, then its containers; with ``infrastructure`` also
         the overlay network, and the swarm itself if the kit made it."""
