@@ -67,7 +67,6 @@ STATE_FILE = "swarm.json"
 TASK_STATE_DIR = "/tmp/mwkit-state"
 UPDATE_DELAY = 2.0  # seconds between two tasks of a rolling update
 START_PERIOD = 60.0  # seconds a new task may take (mw.sh init, Watson's rise) before it counts
-DRAIN_BOUND = 5.0  # the longest drain the kit gives Watson (its default: 1 s) before SIGKILL
 NS = 1_000_000_000
 FAILED = ("failed", "rejected")  # the states of a task that ended badly
 
@@ -212,6 +211,7 @@ class SwarmServices:
         import docker.types
 
         directory = self.runtime.instance_url(self.stack["directory_url"])
+        drain = self._drain(spec, directory)
         metadata = {"tag": tag, "ref": ref, "commit": commit[:12], "runtime": "swarm"}
         env = {
             **spec.env,
@@ -246,7 +246,7 @@ class SwarmServices:
             env=env, user=f"{uid}:{gid}", cap_drop=["ALL"], read_only=spec.limits.read_only_root,
             mounts=mounts, init=True,
             labels={"mwkit.swarm": stack_id(self.workdir), "mwkit.service": service},
-            stop_grace_period=int((DRAIN_BOUND + SERVICE_GRACE + STOP_MARGIN) * NS),
+            stop_grace_period=int((drain + SERVICE_GRACE + STOP_MARGIN) * NS),
             healthcheck=docker.types.Healthcheck(
                 test=["CMD", "python3", "-m", "mwkit.wizard.swarm_task", "--health"],
                 interval=int(check.period * NS), timeout=int(max(check.timeout, 1.0) * NS),
@@ -255,6 +255,18 @@ class SwarmServices:
         resources["Limits"]["Pids"] = spec.limits.pids  # API 1.41; docker-py has no argument
         return docker.types.TaskTemplate(container, resources=resources,
                                          networks=[network_name(self.workdir)])
+
+    @staticmethod
+    def _drain(spec, directory: str) -> float:
+        """Watson's drain for this service, from its datawire.conf rendered here as a task
+        will (so a bad one fails now, before any task does); SIGKILL comes only after it."""
+        from mwkit.watson import WatsonConfig
+        from mwkit.wizard.spec import render_datawire_conf
+
+        text = render_datawire_conf(spec, directory_url=directory, instance_id="check",
+                                    service_url=f"http://0.0.0.0:{spec.port}",
+                                    health_check_url=f"http://127.0.0.1:{spec.port}/")
+        return WatsonConfig.from_text(text, spec.datawire_template).drain
 
     @staticmethod
     def _labels(service: str, tag: str, ref: str, commit: str, before: dict | None = None):

@@ -24,6 +24,7 @@ from mwkit.traffic import PageReloads
 from mwkit.wizard.runtimes.docker import container_user, network_name
 from mwkit.wizard.source import ServiceSource
 from mwkit.wizard.spec import load_spec
+from mwkit.wizard.wizard import SERVICE_GRACE, STOP_MARGIN
 from tests.helpers.wizard import make_repo
 
 pytestmark = pytest.mark.docker
@@ -84,6 +85,9 @@ def test_deploy_two_replicas_sherlock_routes_to_both_overlay_addresses(stack, sw
     service = stack.runtime.client.services.get(service_name(stack.workdir, "popularity",
                                                               "v1"))
     assert service.attrs["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"  # no virtual IP
+    # SIGKILL only after Watson's drain (popularity's: the default 1 s) and the grace
+    grace = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"]
+    assert grace == (1 + SERVICE_GRACE + STOP_MARGIN) * 10**9
     # each task's container is locked down as far as Swarm allows (not no-new-privileges)
     limits = load_spec(KIT_ROOT / "services" / "popularity").limits
     for container in stack.runtime.client.containers.list(
