@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from mwkit.directory import DirectoryClient
-from mwkit.procs import free_port
+from mwkit.procs import free_port, python_command, running, wait_for_http
 from mwkit.sherlock import Sherlock
 from mwkit.sherlock.attempts import DEADLINE_HEADER
 from tests.e2e.test_sherlock_transparency import proxy_of
@@ -183,3 +183,15 @@ def test_the_monolith_builds_its_sherlock_with_the_options_of_its_environment(di
                 sherlock.hedge, sherlock.deadline) == ("p2c_least_request", 5, 0.2, 0.95, 1.5)
     finally:
         sherlock.close()
+
+
+def test_mwkit_sherlock_takes_the_options_on_its_command_line(directory, fleet, tmp_path):
+    fleet.start("a")
+    port = free_port()
+    proxy = python_command("-m", "mwkit", "sherlock", "--directory", directory,
+                           "--listen", f"127.0.0.1:{port}", "--deadline", "1.5", "--hedge",
+                           "0.9", "--outlier-5xx", "5", "--retry-budget", "0.2")
+    with running(proxy, log_path=tmp_path / "proxy.log"):
+        wait_for_http(f"http://127.0.0.1:{port}/echo/", timeout=10)
+        told = int(requests.get(f"http://127.0.0.1:{port}/echo/", timeout=5).json()["deadline"])
+    assert 1000 < told <= 1500
