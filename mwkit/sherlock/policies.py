@@ -4,8 +4,8 @@
 - ``random``: uniformly at random.
 - ``least_request``: power of two choices: pick two at random, take the one with fewer
   calls in flight. Cheap, and it already steers away from a slow instance.
-- ``p2c_least_request``: the same, by the name Envoy gives its default balancer
-  (``LEAST_REQUEST`` with ``choice_count`` 2). Two random choices are nearly as good as
+- ``p2c_least_request``: the same, named after Envoy's least-request balancer as it is by
+  default (``LEAST_REQUEST``, ``choice_count`` 2). Two random choices are nearly as good as
   asking every instance, and do not send every caller to the same least-loaded one at
   once (Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing", 2001).
 - ``peak_ewma``: power of two choices on latency: cost = (moving average of latency,

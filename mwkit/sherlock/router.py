@@ -32,8 +32,8 @@ Four more, off unless given, are what modern client-side balancers add (see
 out an instance after that many 5xx in a row, Envoy), ``retry_budget`` (retries at most
 that share of the calls, Finagle), ``hedge`` (a second copy of a call slower than that
 latency quantile, Dean and Barroso) and ``deadline`` (seconds a call may take, told to the
-instance in a header); 0 or None is off. The policy ``p2c_least_request`` is Envoy's default
-balancer.
+instance in a header); 0 or None is off. The policy ``p2c_least_request`` is Envoy's
+least-request balancer with its default two choices.
 """
 
 
