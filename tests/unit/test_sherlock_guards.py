@@ -224,6 +224,8 @@ def test_a_hedge_goes_to_another_instance_once_and_only_for_idempotent_calls():
     assert call.summary() == {"attempts": 2, "hedged": True, "ejected": False}
     post = Call(router, "svc", "POST")
     assert post.hedge_delay() is None
+    hurried = Call(router, "svc", "GET", deadline=0.04)  # no time left to hedge in
+    assert hurried.hedge_delay() is None
     assert Call(Router("a", "b", budget=0, hedge_after=0.05), "svc", "GET").hedge() is None
 
 
