@@ -97,16 +97,20 @@ def ensure_swarm(client, workdir: Path) -> None:
 
 
 def leave_if_made(client, workdir: Path) -> list[str]:
-    """Leave the swarm if the kit made it for ``workdir`` and no service runs in it."""
+    """Leave the swarm if the kit made it for ``workdir`` and nobody else uses it: no
+    service runs in it, and no other overlay network (another stack's containers may be
+    attached to one: leaving would take it away from them)."""
     path = Path(workdir) / STATE_FILE
     if not path.is_file():
         return []
     path.unlink()
     if client.info()["Swarm"].get("LocalNodeState") != "active":
         return []
-    others = client.services.list()
+    others = [f"service {s.name}" for s in client.services.list()] + [
+        f"network {n.name}" for n in client.networks.list(filters={"driver": "overlay"})
+        if n.name not in ("ingress", network_name(workdir))]
     if others:
-        return [f"the swarm (kept: {len(others)} services of others run in it)"]
+        return [f"the swarm (kept: in use by {', '.join(others)})"]
     client.swarm.leave(force=True)  # force: the last manager of a swarm leaves only so
     return ["the swarm (docker swarm leave: the kit had made it)"]
 

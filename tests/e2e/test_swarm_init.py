@@ -57,7 +57,21 @@ def test_a_swarm_the_kit_made_stays_while_another_service_runs_there(client, tmp
                                    mode={"Replicated": {"Replicas": 0}})
     try:
         assert leave_if_made(client, tmp_path) == [
-            "the swarm (kept: 1 services of others run in it)"]
+            "the swarm (kept: in use by service mwkit-test-someone-else)"]
+        assert node_state(client) == "active"
+    finally:
+        with contextlib.suppress(Exception):
+            other.remove()
+
+
+def test_a_swarm_the_kit_made_stays_while_another_stack_s_network_is_there(client,
+                                                                           tmp_path):
+    ensure_swarm(client, tmp_path)
+    other = client.networks.create("mwkit-test-another-stack", driver="overlay",
+                                   attachable=True)
+    try:
+        assert leave_if_made(client, tmp_path) == [
+            "the swarm (kept: in use by network mwkit-test-another-stack)"]
         assert node_state(client) == "active"
     finally:
         with contextlib.suppress(Exception):
