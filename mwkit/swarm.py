@@ -28,8 +28,9 @@ refuses. The host reaches the tasks only through the monolith's published port.
 **The swarm.** If the engine is in no swarm, :func:`ensure_swarm` makes this node one
 (``docker swarm init --advertise-addr 127.0.0.1``) and writes ``<workdir>/swarm.json``;
 ``mwkit down`` removes the workdir's services (found by their labels), its network, and
-leaves the swarm only if the kit made it and no other service runs in it. A swarm that
-was there before is someone else's: the kit only adds and removes its own services.
+leaves the swarm only if the kit made it and nobody else uses it (see :func:`leave_if_made`).
+A swarm that was there before is someone else's: the kit only adds and removes its own
+services.
 
 What Swarm cannot lock down as the Docker runtime does (Docker 20.10, API 1.41):
 ``no-new-privileges`` (no such field in a service), and the memory+swap limit (the memory
