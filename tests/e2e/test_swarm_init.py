@@ -50,28 +50,27 @@ def test_a_swarm_the_kit_did_not_make_is_never_left(client, tmp_path):
     assert node_state(client) == "active"
 
 
-def test_a_swarm_the_kit_made_stays_while_another_service_runs_there(client, tmp_path):
-    ensure_swarm(client, tmp_path)
-    other = client.services.create("mwkit/base:latest", ["sleep", "60"],
-                                   name="mwkit-test-someone-else",
-                                   mode={"Replicated": {"Replicas": 0}})
-    try:
-        assert leave_if_made(client, tmp_path) == [
-            "the swarm (kept: in use by service mwkit-test-someone-else)"]
-        assert node_state(client) == "active"
-    finally:
-        with contextlib.suppress(Exception):
-            other.remove()
+def another_service(client):
+    return client.services.create("mwkit/base:latest", ["sleep", "60"],
+                                  name="mwkit-test-someone-else",
+                                  mode={"Replicated": {"Replicas": 0}})
 
 
-def test_a_swarm_the_kit_made_stays_while_another_stack_s_network_is_there(client,
-                                                                           tmp_path):
+def another_stacks_network(client):
+    """What another stack on the swarm runtime has before it deploys anything."""
+    return client.networks.create("mwkit-test-another-stack", driver="overlay",
+                                  attachable=True)
+
+
+@pytest.mark.parametrize(("make", "user"), [
+    (another_service, "service mwkit-test-someone-else"),
+    (another_stacks_network, "network mwkit-test-another-stack"),
+])
+def test_a_swarm_the_kit_made_stays_while_someone_else_uses_it(client, tmp_path, make, user):
     ensure_swarm(client, tmp_path)
-    other = client.networks.create("mwkit-test-another-stack", driver="overlay",
-                                   attachable=True)
+    other = make(client)
     try:
-        assert leave_if_made(client, tmp_path) == [
-            "the swarm (kept: in use by network mwkit-test-another-stack)"]
+        assert leave_if_made(client, tmp_path) == [f"the swarm (kept: in use by {user})"]
         assert node_state(client) == "active"
     finally:
         with contextlib.suppress(Exception):
