@@ -107,6 +107,7 @@ class FaultFilter:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: dict[asyncio.Task, list] = {}  # each call's task and its streams
 
     def start(self) -> FaultFilter:
         """Bind now (an ``OSError`` if the port is taken), then serve in a daemon thread."""
@@ -118,19 +119,35 @@ class FaultFilter:
         return self
 
     def stop(self) -> None:
+        """Stop listening, cut the open connections, end the thread and close the loop."""
         if self._thread is None:
             return
+        with contextlib.suppress(TimeoutError):  # a loop that does not answer: stop it anyway
+            asyncio.run_coroutine_threadsafe(self._shut(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
-        self._server.close()
+        if not self._thread.is_alive():
+            self._loop.close()
         self._thread = None
 
+    async def _shut(self) -> None:
+        self._server.close()
+        for streams in self._connections.values():
+            for stream in streams:
+                stream.transport.abort()
+        if self._connections:
+            await asyncio.wait(list(self._connections), timeout=1)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        task = asyncio.current_task()
+        self._connections[task] = [writer]
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:  # the service is not listening (yet, or any more): refuse as it would
             writer.transport.abort()
+            del self._connections[task]
             return
+        self._connections[task].append(up_writer)
         back = asyncio.ensure_future(self._pipe(up_reader, writer))
         try:
             await self._requests(reader, writer, up_writer)
@@ -140,6 +157,8 @@ class FaultFilter:
             back.cancel()
             for stream in (up_writer, writer):
                 stream.close()
+            await asyncio.gather(back, return_exceptions=True)
+            del self._connections[task]
 
     async def _requests(self, reader, writer, up_writer) -> None:
         """One request after the other: decide, then answer it here or pass it on."""

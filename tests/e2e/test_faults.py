@@ -322,8 +322,9 @@ def test_faults_on_docker(tmp_path):
         assert refused_or_timed_out(url_of(second))
         stack.clear(second.instance)
         assert second.instance not in {row.instance for row in stack.status()}
-        assert not stack.runtime.client.containers.list(
-            all=True, filters={"label": f"mwkit.instance={second.instance}"})
+        left = stack.runtime.client.containers.list(all=True, filters={"label": [
+            f"mwkit.instance={second.instance}", f"mwkit.workdir={stack.workdir.resolve()}"]})
+        assert not left, [(c.name, c.status, c.attrs["State"]) for c in left]
 
 
 def test_the_directory_fault_is_refused_on_etcd(tmp_path):
