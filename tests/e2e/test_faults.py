@@ -151,6 +151,16 @@ def test_a_hang_times_calls_out_and_sigcont_brings_it_back(stack):
     within(5, "it is listed again", lambda: hung.instance in listed(stack))
 
 
+def test_a_hung_instance_still_stops_in_order(stack):
+    newest = instances(stack)[-1]
+    stack.inject(newest.instance, "hang")
+    started = time.monotonic()
+    stack.scale(1)  # removes the newest: SIGCONT first, or SIGTERM waits for the 5 s grace
+    assert time.monotonic() - started < 4
+    log = (stack.workdir / "instances" / newest.instance / "instance.log").read_text()
+    assert "SIGKILL" not in log
+
+
 def test_a_lease_that_expires_while_the_service_still_answers(stack):
     quiet, _ = instances(stack)
     fault = stack.inject(quiet.instance, "lease")
