@@ -25,9 +25,14 @@ def print_faults(faults) -> None:
         print(f"  {fault}")
 
 
+#: The values a fault takes on the command line: name, type, help.
+VALUES = (("seconds", float, "latency: how long each delayed call waits"),
+          ("fraction", float, "latency, errors: the share of calls hit, 0 to 1 (latency: 1)"),
+          ("status", int, "errors: the status answered, 500 to 599 (default 500)"))
+
+
 def _add(args: argparse.Namespace) -> int:
-    params = {name: value for name in ("seconds", "fraction", "status")
-              if (value := getattr(args, name)) is not None}
+    params = {name: value for name, _, _ in VALUES if (value := getattr(args, name)) is not None}
     fault = _injector(args).inject(args.instance, args.kind, **params)
     print(f"injected {fault.id}: {fault.sentence}")
     return 0
@@ -61,12 +66,8 @@ def register(subparsers) -> None:
                      help=f"one of {', '.join(KINDS)}")
     add.add_argument("instance", nargs="?", default=None,
                      help="the instance (see `mwkit status`); none for directory")
-    add.add_argument("--seconds", type=float, default=None,
-                     help="latency: how long each delayed call waits")
-    add.add_argument("--fraction", type=float, default=None,
-                     help="latency, errors: the share of calls hit, 0 to 1 (latency: 1)")
-    add.add_argument("--status", type=int, default=None,
-                     help="errors: the status answered, 500 to 599 (default 500)")
+    for name, kind, text in VALUES:
+        add.add_argument(f"--{name}", type=kind, default=None, help=text)
     add.set_defaults(handler=_add)
     listing = commands.add_parser("list", help="every active fault, with what it does")
     listing.set_defaults(handler=_list)
