@@ -287,6 +287,9 @@ def test_down_removes_every_fault(tmp_path):
         stack.inject(instances(stack)[0].instance, "hang")
         stack.inject(None, "directory")
         assert len(stack.faults()) == 2
+        status = mwkit(workdir, "status").stdout
+        assert "the stack: directory: the Directory is stopped: nothing registers" in status
+        assert ": hang: its service is stopped (SIGSTOP)" in status
     finally:
         down = mwkit(workdir, "down")
     assert down.returncode == 0, down.stderr
