@@ -41,6 +41,7 @@ a tmpfs on /tmp, the memory and pids limits are applied.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import time
@@ -61,7 +62,7 @@ from mwkit.wizard.runtimes.docker import (
     sqlite_mount,
     stack_id,
 )
-from mwkit.wizard.swarm_task import WATSON_DIRECTORY
+from mwkit.wizard.swarm_task import TOKEN_SECRET, WATSON_DIRECTORY
 from mwkit.wizard.wizard import SERVICE_GRACE, STOP_MARGIN, read_stack
 
 STATE_FILE = "swarm.json"
@@ -129,8 +130,8 @@ def _services(client, workdir: Path, **labels: str) -> list:
 
 
 def remove_services(client, workdir: Path, timeout: float = 30) -> list[str]:
-    """Remove the workdir's services and wait until their tasks' containers are gone (the
-    overlay network can go only then)."""
+    """Remove the workdir's services, wait until their tasks' containers are gone (the
+    overlay network can go only then), and remove the workdir's secrets."""
     removed = []
     for service in _services(client, workdir):
         with contextlib.suppress(Exception):  # removed meanwhile
@@ -141,6 +142,11 @@ def remove_services(client, workdir: Path, timeout: float = 30) -> list[str]:
             all=True, filters={"label": f"mwkit.swarm={stack_id(workdir)}"},
             ignore_removed=True):
         time.sleep(0.2)
+    if client.info()["Swarm"].get("LocalNodeState") == "active":
+        for secret in client.secrets.list(filters=_workdir_filter(workdir)):
+            with contextlib.suppress(Exception):  # still used by a task that lingers
+                secret.remove()
+                removed.append(f"{secret.name} (Swarm secret)")
     return removed
 
 
@@ -226,7 +232,6 @@ class SwarmServices:
             contract.COMMIT: commit,
             contract.METADATA: json.dumps(metadata),
             contract.STOP_GRACE: str(SERVICE_GRACE),
-            contract.DIRECTORY_TOKEN: self.stack.get("directory_token") or "",
             contract.HOST: "0.0.0.0",
             contract.PORT: str(spec.port),
             contract.PYTHON: "python3",
@@ -249,7 +254,7 @@ class SwarmServices:
         container = docker.types.ContainerSpec(
             image, command=["python3", "-m", "mwkit.wizard.swarm_task"], workdir=SERVICE_DIR,
             env=env, user=f"{uid}:{gid}", cap_drop=["ALL"], read_only=spec.limits.read_only_root,
-            mounts=mounts, init=True,
+            mounts=mounts, init=True, secrets=self._token_secret(),
             labels={"mwkit.swarm": stack_id(self.workdir), "mwkit.service": service},
             stop_grace_period=int((drain + SERVICE_GRACE + STOP_MARGIN) * NS),
             healthcheck=docker.types.Healthcheck(
@@ -260,6 +265,25 @@ class SwarmServices:
         resources["Limits"]["Pids"] = spec.limits.pids  # API 1.41; docker-py has no argument
         return docker.types.TaskTemplate(container, resources=resources,
                                          networks=[network_name(self.workdir)])
+
+    def _token_secret(self) -> list:
+        """The Directory's token as a Swarm secret: a file in the task's ``/run/secrets``,
+        sent only to the nodes that run a task, never in the service's environment (which
+        ``docker service inspect`` shows and every manager keeps)."""
+        import docker.types
+
+        token = self.stack.get("directory_token")
+        if not token:
+            return []
+        digest = hashlib.sha256(token.encode()).hexdigest()[:8]
+        name = f"mwkit-{stack_id(self.workdir)}-token-{digest}"  # a secret never changes
+        secret = next((s for s in self.client.secrets.list(filters={"name": name})
+                       if s.name == name), None) or self.client.secrets.create(
+            name=name, data=token.encode(), labels={
+                **MANAGED, "mwkit.workdir": str(self.workdir.resolve())})
+        uid, gid = container_user()
+        return [docker.types.SecretReference(secret.id, name, filename=TOKEN_SECRET,
+                                             uid=str(uid), gid=str(gid), mode=0o400)]
 
     @staticmethod
     def _drain(spec, directory: str) -> float:

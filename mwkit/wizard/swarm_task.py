@@ -4,8 +4,9 @@ A task may run on a machine that has no file of the host: the Docker runtime's r
 ``datawire.conf`` is not there. So the task renders Watson's configuration itself, from
 the ``microwizard/`` folder its image holds (the current folder) and its environment:
 where the Directory is (:data:`WATSON_DIRECTORY`) and its own instance id (Swarm fills in
-``{{.Task.ID}}``). Then the same supervisor as on every runtime runs: ``mw.sh init``,
-``mw.sh run`` and Watson beside it, registering the task's address on the overlay network
+``{{.Task.ID}}``); the Directory's token comes from a Swarm secret (:data:`TOKEN_SECRET`).
+Then the same supervisor as on every runtime runs: ``mw.sh init``, ``mw.sh run`` and
+Watson beside it, registering the task's address on the overlay network
 (``MWKIT_ADVERTISE_HOST=container-ip``: the address its hostname resolves to there).
 
 ``--health`` is the container's health check, which Swarm's rolling update waits for: the
@@ -25,6 +26,8 @@ from mwkit import contract
 from mwkit.contract import Phase
 
 WATSON_DIRECTORY = "MWKIT_WATSON_DIRECTORY"  # the Directory's URL, as a task reaches it
+TOKEN_SECRET = "mwkit-directory-token"  # the Swarm secret's file: the Directory's token
+SECRETS = Path("/run/secrets")
 
 
 def render_watson_config(folder: Path, env=os.environ) -> Path:
@@ -67,6 +70,8 @@ def main(argv: list[str]) -> int:
         return 0 if healthy(Path.cwd()) else 1
     from mwkit.wizard import supervisor
 
+    if (SECRETS / TOKEN_SECRET).is_file():  # what Watson's writes need, from a secret
+        os.environ[contract.DIRECTORY_TOKEN] = (SECRETS / TOKEN_SECRET).read_text()
     os.environ[contract.WATSON_CONFIG] = str(render_watson_config(Path.cwd()))
     return supervisor.main()
 

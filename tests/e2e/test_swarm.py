@@ -12,6 +12,7 @@ The tests run in order on one stack (about a minute and a half here).
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -85,6 +86,10 @@ def test_deploy_two_replicas_sherlock_routes_to_both_overlay_addresses(stack, sw
     service = stack.runtime.client.services.get(service_name(stack.workdir, "popularity",
                                                               "v1"))
     assert service.attrs["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"  # no virtual IP
+    # the Directory's token reaches the tasks as a secret, never in the service's spec
+    container_spec = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert stack.directory_token not in json.dumps(container_spec)
+    assert [s["File"]["Name"] for s in container_spec["Secrets"]] == ["mwkit-directory-token"]
     # SIGKILL only after Watson's drain (popularity's: the default 1 s) and the grace
     grace = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"]
     assert grace == (1 + SERVICE_GRACE + STOP_MARGIN) * 10**9
@@ -169,4 +174,5 @@ def test_mwkit_down_leaves_nothing_and_the_swarm_as_it_was(stack, swarm):
     assert swarm_state(client) == stack.swarm_state_before
     if swarm_state(client) == "active":
         assert client.services.list(filters=labelled) == []
+        assert client.secrets.list(filters=labelled) == []
     assert not (stack.workdir / STATE_FILE).exists()
