@@ -174,7 +174,7 @@ class ControlPanelModel:
         fault = self.stack.inject(None if kind == "directory" else instance_id, kind, **params)
         if self.events:
             self.events.mark(f"{kind} {short_name(fault.instance)}")
-        self.refresh_snapshot()
+        self._sync_counts()  # a crash: the slider shows one instance fewer
         self._notify("faults")
 
     def clear_fault(self, fault_id: str | None = None) -> None:
@@ -185,7 +185,7 @@ class ControlPanelModel:
         self.stack.clear(instance, kind)
         if self.events:
             self.events.mark(f"cleared {short_name(instance) if fault_id else 'all'}")
-        self.refresh_snapshot()
+        self._sync_counts()
         self._notify("faults")
 
     def _kill(self, tag: str, kind: str) -> None:

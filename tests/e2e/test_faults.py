@@ -274,6 +274,11 @@ def test_the_panel_injects_shows_and_removes_a_fault_with_one_click(stack):
         assert panel.model.faults == [] and panel.fault_list.children == ()
         with pytest.raises(InvalidFault):
             panel.model.inject(first.instance, "errors", fraction=2)
+
+        panel.model.inject(first.instance, "crash")  # the slider shows what still runs
+        assert panel.model.counts["v1"] == 1 and panel.slider.value == 1
+        panel.model.clear_fault(f"{first.instance}/crash")
+        assert first.instance not in [row.instance for row in panel.model.snapshot]
     finally:
         panel.close()
     assert panel.inject.disabled
