@@ -69,6 +69,12 @@ STATE_FILE = "swarm.json"
 TASK_STATE_DIR = "/tmp/mwkit-state"
 UPDATE_DELAY = 2.0  # seconds between two tasks of a rolling update
 START_PERIOD = 60.0  # seconds a new task may take (mw.sh init, Watson's rise) before it counts
+#: Swarm restarts an unhealthy task; Watson only takes it out of the Directory until it
+#: recovers. So Swarm waits for PATIENCE times as many failed checks in a row (as a
+#: Kubernetes liveness probe beside the readiness probe), each with EXEC_TIME more seconds
+#: to start the check's Python in the container: a busy machine must not kill its tasks.
+PATIENCE = 3
+EXEC_TIME = 2.0
 NS = 1_000_000_000
 FAILED = ("failed", "rejected")  # the states of a task that ended badly
 
@@ -259,8 +265,8 @@ class SwarmServices:
             stop_grace_period=int((drain + SERVICE_GRACE + STOP_MARGIN) * NS),
             healthcheck=docker.types.Healthcheck(
                 test=["CMD", "python3", "-m", "mwkit.wizard.swarm_task", "--health"],
-                interval=int(check.period * NS), timeout=int(max(check.timeout, 1.0) * NS),
-                retries=check.fall, start_period=int(START_PERIOD * NS)))
+                interval=int(check.period * NS), timeout=int((check.timeout + EXEC_TIME) * NS),
+                retries=check.fall * PATIENCE, start_period=int(START_PERIOD * NS)))
         resources = docker.types.Resources(mem_limit=spec.limits.memory)
         resources["Limits"]["Pids"] = spec.limits.pids  # API 1.41; docker-py has no argument
         return docker.types.TaskTemplate(container, resources=resources,
@@ -333,7 +339,7 @@ class SwarmServices:
             rollback_config=docker.types.RollbackConfig(**update),
             endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"))
         try:
-            return self._converge(service, tag, commit, replicas, timeout)
+            return self._converge(service, tag, commit, replicas, timeout, set())
         except WizardError as error:  # a service that never ran must not restart forever
             logs = self._logs(service, tag)
             self.remove(service, tag)
@@ -346,9 +352,10 @@ class SwarmServices:
             raise WizardError(f"cannot scale {service} {tag} to {replicas} replicas")
         found = self._service(service, tag)
         self.progress(f"{found.name}: scaling to {replicas}")
+        known = {task["ID"] for task in found.tasks()}
         found.scale(replicas)
         return self._converge(service, tag, found.attrs["Spec"]["Labels"]["mwkit.commit"],
-                              replicas, timeout)
+                              replicas, timeout, known)
 
     def set_replicas(self, service: str, tag: str, replicas: int, ref: str | None = None,
                      timeout: float = 120) -> list[Task]:
@@ -367,6 +374,7 @@ class SwarmServices:
         labels = {**current["Labels"], **self._labels(service, tag, ref, commit,
                                                       before=current["Labels"])}
         self.progress(f"{found.name}: rolling update to {ref} ({image}), start-first")
+        known = {task["ID"] for task in found.tasks()}
         self.client.api.update_service(
             found.id, found.version,
             task_template=self._task_template(spec, service, tag, ref, commit, image),
@@ -375,16 +383,19 @@ class SwarmServices:
             rollback_config=current.get("RollbackConfig"),
             endpoint_spec=current.get("EndpointSpec"))
         replicas = current["Mode"]["Replicated"]["Replicas"]
-        return self._converge(service, tag, commit, replicas, timeout)
+        return self._converge(service, tag, commit, replicas, timeout, known)
 
     def rollback(self, service: str, tag: str, timeout: float = 180) -> list[Task]:
-        """Roll back to the ref the service ran before its last rollout (the same rolling
-        update, start-first)."""
+        """Roll back to the commit (the image tag) the service ran before its last rollout,
+        by the same rolling update, start-first. The commit, not the ref: a branch may have
+        moved since."""
         labels = self._service(service, tag).attrs["Spec"]["Labels"]
-        if "mwkit.previous-ref" not in labels:
+        if "mwkit.previous-commit" not in labels:
             raise WizardError(f"{service} {tag} has not been rolled out: nothing to roll "
                               "back to")
-        return self.rollout(service, tag, labels["mwkit.previous-ref"], timeout)
+        self.progress(f"rolling back to {labels['mwkit.previous-ref']} as it was: "
+                      f"{labels['mwkit.previous-commit'][:12]}")
+        return self.rollout(service, tag, labels["mwkit.previous-commit"], timeout)
 
     def remove(self, service: str, tag: str, timeout: float = 60) -> None:
         """Remove the service: every task drains (deregistered first) and stops."""
@@ -447,9 +458,10 @@ class SwarmServices:
             ignore_removed=True)  # a task's container may go between the list and its read
 
     def _converge(self, service: str, tag: str, commit: str, replicas: int,
-                  timeout: float) -> list[Task]:
+                  timeout: float, known: set[str]) -> list[Task]:
         """Wait until ``replicas`` tasks of ``commit`` run and the Directory lists exactly
-        them; a task that failed or an update that paused ends the wait with its reason."""
+        them; as many failed new tasks (not ``known`` before) as replicas, or an update
+        that paused, end the wait with the reason."""
         deadline = time.monotonic() + timeout
         while True:
             found = self._service(service, tag)
@@ -459,7 +471,7 @@ class SwarmServices:
                                   f"{update.get('Message')}")
             failed = [task["Status"].get("Err") or task["Status"]["State"]
                       for task in found.tasks() if task["Status"]["State"] in FAILED
-                      and commit[:12] in task["Spec"]["ContainerSpec"]["Image"]]
+                      and task["ID"] not in known]
             if len(failed) >= max(replicas, 1):
                 raise WizardError(f"{found.name}: {len(failed)} tasks of {commit[:12]} failed "
                                   f"({failed[0]})")

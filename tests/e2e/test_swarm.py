@@ -138,14 +138,20 @@ def test_rolling_update_to_v2_start_first_fails_none(stack, swarm):
     assert all(r.instance.split("-")[1] == next(iter(v2))[:7] for r in after)
 
 
+def labels_of(stack) -> dict:
+    return stack.runtime.client.services.get(
+        service_name(stack.workdir, "popularity", "v1")).attrs["Spec"]["Labels"]
+
+
 def test_rollback_to_v1_fails_none(stack, swarm):
+    before = labels_of(stack)
+    assert before["mwkit.previous-ref"] == "v1"
     summary = reloads_during(stack, lambda: swarm.rollback("popularity", "v1"))
     assert summary["reloads"] > 20 and failed(summary) == 0, (summary["errors"], summary)
     print(f"rollback v2 -> v1: {summary}")
-    labels = stack.runtime.client.services.get(
-        service_name(stack.workdir, "popularity", "v1")).attrs["Spec"]["Labels"]
-    assert labels["mwkit.ref"] == "v1"
-    assert {t.commit for t in summary["result"]} == {labels["mwkit.commit"][:12]}
+    v1 = before["mwkit.previous-commit"]  # the old image tag
+    assert labels_of(stack)["mwkit.commit"] == v1
+    assert {t.commit for t in summary["result"]} == {v1[:12]}
 
 
 def test_a_deploy_whose_tasks_fail_says_why_and_leaves_no_service(stack, tmp_path):
