@@ -63,7 +63,7 @@ def register(subparsers) -> None:
     helps = {"deploy": "create the service's Swarm service from a ref",
              "scale": "set its number of replicas",
              "rollout": "rolling update to another ref, start-first",
-             "rollback": "rolling update back to the ref before the last rollout",
+             "rollback": "rolling update back to the commit before the last rollout",
              "status": "its tasks and what the Directory lists",
              "rm": "remove it (every task drains first)"}
     for action, text in helps.items():
