@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "mwkit.stack_commands",
     "mwkit.kubernetes_commands",
     "mwkit.chaos_commands",
+    "mwkit.swarm_commands",
 ]
 
 
@@ -42,7 +43,7 @@ def add_workdir_option(parser: argparse.ArgumentParser) -> None:
 
 def add_runtime_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", default=None,
-                        help="auto, process or docker (default: $MWKIT_RUNTIME, else auto: "
+                        help="auto, process, docker or swarm (default: $MWKIT_RUNTIME, else auto: "
                              "Docker when an engine answers and the images are built)")
 
 

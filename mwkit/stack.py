@@ -273,7 +273,11 @@ class Stack:
               drain: bool = True) -> list:
         """Run exactly ``n`` popularity instances tagged ``tag`` (from ``ref``, default the
         tag); extra ones are removed gracefully, or with ``drain=False`` the naive way (see
-        :meth:`mwkit.wizard.Wizard.svkill`)."""
+        :meth:`mwkit.wizard.Wizard.svkill`). On a runtime that keeps replicas itself (Docker
+        Swarm: :mod:`mwkit.swarm`), this sets the replicas and returns the tasks."""
+        if hasattr(self.runtime, "services"):  # the orchestrator scales, not the wizard
+            return self.runtime.services(self.workdir, sources=self.wizard.sources,
+                                         progress=self.progress).set_replicas(SERVICE, tag, n, ref)
         return self.wizard.scale(SERVICE, tag, n, ref=ref, drain=drain)
 
     def reloads(self, rate: float = 10.0, duration: float | None = None,
