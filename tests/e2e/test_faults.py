@@ -24,6 +24,8 @@ from mwkit.widgets import render
 from mwkit.wizard.wizard import Wizard
 
 LEASE = 3.0  # popularity's lease: max(3 x period 1 s, 2 s)
+#: The waits below allow for 2 shared CPUs under load (a lease ends within LEASE s of the
+#: fault and the Directory sweeps every 0.1 s; the margin is for a busy machine).
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +147,10 @@ def test_a_hang_times_calls_out_and_sigcont_brings_it_back(stack):
     stack.inject(hung.instance, "hang")
     assert refused_or_timed_out(url_of(hung))
     # Watson's checks (timeout 0.5 s, fall 2) deregister it: within about 3 s.
-    within(6, "the hung instance leaves the Directory", lambda: hung.instance not in listed(stack))
+    within(8, "the hung instance leaves the Directory", lambda: hung.instance not in listed(stack))
     stack.clear(hung.instance)
     assert {status for _, status in calls(url_of(hung), 3)} == {200}
-    within(5, "it is listed again", lambda: hung.instance in listed(stack))
+    within(8, "it is listed again", lambda: hung.instance in listed(stack))
 
 
 def test_a_hung_instance_still_stops_in_order(stack):
@@ -165,13 +167,13 @@ def test_a_lease_that_expires_while_the_service_still_answers(stack):
     quiet, _ = instances(stack)
     fault = stack.inject(quiet.instance, "lease")
     assert "no longer renews its lease" in fault.sentence
-    within(LEASE + 1.5, "the lease runs out", lambda: quiet.instance not in listed(stack))
+    within(LEASE + 2.5, "the lease runs out", lambda: quiet.instance not in listed(stack))
     assert requests.get(f"{url_of(quiet)}health", timeout=1).status_code == 200
     assert {status for _, status in calls(url_of(quiet), 3)} == {200}
     time.sleep(1.5)  # and it does not register again by itself
     assert quiet.instance not in listed(stack)
     stack.clear(quiet.instance)
-    within(4, "it is listed again", lambda: quiet.instance in listed(stack))
+    within(6, "it is listed again", lambda: quiet.instance in listed(stack))
 
 
 def test_a_crash_is_kill_9_and_clear_removes_its_record(stack):
@@ -196,7 +198,7 @@ def test_the_directory_stopped_then_started_again(stack):
         stack.inject(None, "directory")
     stack.clear(fault="directory")
     assert requests.get(f"{stack.directory_url}/health", timeout=2).ok
-    within(5, "every instance registered again", lambda: listed(stack) == running)
+    within(8, "every instance registered again", lambda: listed(stack) == running)
 
 
 @pytest.mark.parametrize("instance, kind, params, message", [
