@@ -15,7 +15,7 @@ makes that possible and keeps the diffs readable:
   execution count: its position among the code cells, as after a fresh top-to-bottom run
   (stable diffs). Every other cell stores no output and no execution count;
 - no notebook chooses the runtime itself (``MWKIT_RUNTIME`` decides, so CI can run the
-  series on processes and on Docker);
+  series on processes and on Docker; a Swarm stack is a lesson's subject, not a choice);
 - ``sanitize.cfg`` parses, and its rules replace what differs between runs.
 """
 
@@ -33,7 +33,10 @@ PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 CHECK_COMMENT = "# NBVAL_CHECK_OUTPUT"
 CHECK_TAG = "nbval-check-output"
 NAME = re.compile(r"^\d{2}[a-z]?_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
-CHOOSES_RUNTIME = re.compile(r"""runtime\s*=\s*["']|environ\[["']MWKIT_RUNTIME["']\]\s*=""")
+#: ``runtime="swarm"`` is no choice of where the series runs but the subject of 08b's
+#: Swarm section (which runs only when the series runs on Docker).
+CHOOSES_RUNTIME = re.compile(
+    r"""runtime\s*=\s*["'](?!swarm["'])|environ\[["']MWKIT_RUNTIME["']\]\s*=""")
 
 
 def load(path: Path) -> dict:
