@@ -224,6 +224,7 @@ class FaultInjector:
 
                 self._order(instance, handle, faults, acknowledged=False)
                 signal_instance(self.parts, handle, signal.SIGKILL)
+                self._wait_gone(instance_id)
             else:
                 self._order(instance, handle, faults)
         self.wizard.progress(f"fault: {fault}")
@@ -289,6 +290,18 @@ class FaultInjector:
                 raise WizardError(f"{instance.id}'s supervisor did not apply the fault order "
                                   f"within {ACK_SECONDS:g} s (is it running? `mwkit logs "
                                   f"{instance.id}`)")
+            time.sleep(0.02)
+
+    def _wait_gone(self, instance_id: str) -> None:
+        """Return once the kit counts the killed instance as failed (a signal takes a
+        moment): whoever looks next sees it gone."""
+        from mwkit.contract import LEAVING
+
+        deadline = time.monotonic() + ACK_SECONDS
+        while any(r.instance == instance_id and r.phase not in LEAVING
+                  for r in self.wizard.status()):
+            if time.monotonic() > deadline:
+                raise WizardError(f"{instance_id} still runs {ACK_SECONDS:g} s after kill -9")
             time.sleep(0.02)
 
     def _clear_instance(self, instance_id: str, kinds: set[str]) -> None:

@@ -215,10 +215,12 @@ def test_the_directory_stopped_then_started_again(stack):
 def test_bad_input_is_refused_and_changes_nothing(stack, instance, kind, params, message):
     first = instances(stack)[0]
     target = first.instance if instance == "first" else instance
+    orders = stack.workdir / "instances" / first.instance / "state" / "faults.json"
+    before = orders.read_bytes() if orders.exists() else None
     with pytest.raises(InvalidFault, match=message):
         stack.inject(target, kind, **params)
     assert stack.faults() == []
-    assert not (stack.workdir / "instances" / first.instance / "state" / "faults.json").exists()
+    assert (orders.read_bytes() if orders.exists() else None) == before
     assert p50(calls(url_of(first), 3)) < 0.1
 
 
