@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "mwkit.kubernetes_commands",
     "mwkit.chaos_commands",
     "mwkit.swarm_commands",
+    "mwkit.fault_commands",
 ]
 
 

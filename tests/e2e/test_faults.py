@@ -88,16 +88,9 @@ def refused_or_timed_out(url: str, timeout: float = 0.5) -> bool:
     return False
 
 
-#: ``python -m mwkit``, with ``mwkit fault`` registered until cli.COMMAND_MODULES lists it.
-MWKIT = ("import sys, mwkit.cli as cli\n"
-         "if 'mwkit.fault_commands' not in cli.COMMAND_MODULES:\n"
-         "    cli.COMMAND_MODULES.append('mwkit.fault_commands')\n"
-         "sys.exit(cli.main(sys.argv[1:]))")
-
-
 def mwkit(workdir, *argv) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(KIT_ROOT), "MWKIT_WORKDIR": str(workdir)}
-    return subprocess.run([sys.executable, "-c", MWKIT, *argv], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "mwkit", *argv], env=env, text=True,
                           capture_output=True, timeout=60)
 
 
