@@ -331,3 +331,36 @@ def legend(ax: Axes, items: list[TimelineItem]) -> None:
             names.append(name)
     ax.legend(handles, names, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False, title="answered by", title_fontsize=8)
+
+
+# -- the fault and policy lab (mwkit.lab) ---------------------------------------------------
+
+LAB_PANELS = (  # row key, y label
+    ("within_1s", "reloads within 1 s (%)"),
+    ("failed", "failed reloads"),
+    ("extra_calls", "extra calls (retries + hedges)"),
+)
+
+
+def lab_matrix(rows: Sequence[dict]) -> Figure:
+    """The lab's rows (:func:`mwkit.lab.run_matrix`) as bars: one panel per measure (share
+    within 1 s, failed reloads, extra calls), the faults along x, one bar per setting in
+    the setting's own colour, the same in every panel."""
+    faults = list(dict.fromkeys(row["fault"] for row in rows))
+    settings = list(dict.fromkeys(row["setting"] for row in rows))
+    colours = colours_for(settings)
+    figure, axes = new_figure(len(LAB_PANELS), size=(11, 7.5))
+    width = 0.8 / max(1, len(settings))
+    for ax, (key, label) in zip(axes, LAB_PANELS, strict=True):
+        for n, setting in enumerate(settings):
+            cells = {row["fault"]: row[key] for row in rows if row["setting"] == setting}
+            xs = [i + (n - (len(settings) - 1) / 2) * width for i, fault in enumerate(faults)
+                  if fault in cells]
+            ax.bar(xs, [cells[fault] for fault in faults if fault in cells], width,
+                   color=colours[setting], label=setting)
+        ax.set_ylabel(label)
+    axes[0].set_ylim(0, 100)
+    axes[0].axhline(99, color="#555555", linestyle="--", linewidth=1)
+    axes[0].legend(loc="lower left", fontsize="small")
+    axes[-1].set_xticks(range(len(faults)), faults)
+    return figure

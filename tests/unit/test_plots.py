@@ -192,3 +192,30 @@ def test_a_figure_shows_itself_in_a_notebook_without_pyplot():
 
     png = PNGFormatter()(plots.calls_per_second([]))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def lab_row(setting: str, fault: str, within: float, failed: int, extra: int) -> dict:
+    return {"setting": setting, "fault": fault, "within_1s": within, "failed": failed,
+            "extra_calls": extra}
+
+
+def test_lab_matrix_draws_one_bar_per_setting_and_fault_in_each_panel(tmp_path):
+    rows = [lab_row("round_robin", "slow", 75.0, 0, 0), lab_row("peak_ewma", "slow", 99.0, 0, 2),
+            lab_row("round_robin", "fast-fail", 75.0, 15, 0),
+            lab_row("peak_ewma", "fast-fail", 60.0, 24, 0)]
+    figure = plots.lab_matrix(rows)
+    axes = figure.axes
+    assert [ax.get_ylabel() for ax in axes] == [label for _, label in plots.LAB_PANELS]
+    assert [tick.get_text() for tick in axes[-1].get_xticklabels()] == ["slow", "fast-fail"]
+    for ax, key in zip(axes, ("within_1s", "failed", "extra_calls"), strict=True):
+        containers = {c.get_label(): c for c in ax.containers}
+        assert set(containers) == {"round_robin", "peak_ewma"}
+        for setting, container in containers.items():
+            heights = [bar.get_height() for bar in container]
+            assert heights == [row[key] for row in rows if row["setting"] == setting]
+            colours = {to_hex(bar.get_facecolor()) for bar in container}
+            assert colours == {colours_for(["round_robin", "peak_ewma"])[setting]}
+        ps = [bar.get_x() for c in ax.containers for bar in c]
+        assert len(set(ps)) == 4  # no two bars on top of each other
+    path = plots.save(figure, tmp_path / "lab.png")
+    assert png_size(path)[0] > 0
