@@ -58,6 +58,7 @@ def row_of(name: str, fault: str, records: Sequence[Reload], faulty: str | None,
         "budget": budget_allows(share, counted_calls, records) if share else None,
         "ejections": sum(record.ejected for record in records),
         "instance": faulty,
+        "records": list(records),  # for a plot of the cell (plots.latency, calls_per_second)
     }
 
 
