@@ -220,6 +220,22 @@ def test_figure_6_slow_instance(tmp_path):
     assert all(0 <= share <= 100 for share in shares.values())
 
 
+def test_figure_10_policy_lab(tmp_path):
+    from benchmarks import fig10_policy_lab
+
+    figure = fig10_policy_lab.run(True, tmp_path)
+    well_formed(figure, 10)
+    metrics = {m.name: m for m in figure.metrics}
+    best = "peak_ewma outlier_5xx=3 hedge=0.9 retry_budget=0.2"
+    storm = "3 crashed, round_robin retries=3 eject=False retry_budget=0.2: extra calls"
+    assert set(metrics) == {f"slow, {setting}: {measure}" for setting in ("round_robin", best)
+                            for measure in ("within 1 s", "failed reloads", "extra calls")
+                            } | {storm}
+    assert metrics[f"slow, {best}: within 1 s"].met in (True, False)  # a target, measured
+    assert metrics["slow, round_robin: within 1 s"].summary()["median"] < 90  # its quarter
+    assert metrics[storm].met is True, metrics[storm].target  # retries within the budget
+
+
 def test_figure_7_one_notebook(tmp_path):
     from benchmarks import fig7_notebooks
 
