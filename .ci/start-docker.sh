@@ -17,6 +17,9 @@ PIDFILE=${MWKIT_DOCKERD_PIDFILE:-/var/run/mwkit-dockerd.pid}
 WAIT_SECONDS=60
 
 answers() { docker info >/dev/null 2>&1; }
+# A dockerd that was stopped but not yet reaped (a zombie: this machine's init may never
+# reap it) still answers kill -0: it counts as gone.
+alive() { kill -0 "$1" 2>/dev/null && [[ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z* ]]; }
 
 if answers; then
     echo "start-docker: the Docker engine already answers"
@@ -25,7 +28,7 @@ else
         echo "start-docker: dockerd not found; run .ci/install-system.sh first" >&2
         exit 1
     }
-    if [[ -s $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+    if [[ -s $PIDFILE ]] && alive "$(cat "$PIDFILE")"; then
         echo "start-docker: dockerd (pid $(cat "$PIDFILE")) is still starting; waiting for it"
     else
         echo "start-docker: starting dockerd (log: $LOG)"
@@ -38,7 +41,7 @@ else
     fi
     started=$SECONDS
     until answers; do
-        if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+        if ! alive "$(cat "$PIDFILE")"; then
             echo "start-docker: dockerd exited; last lines of $LOG:" >&2
             tail -n 30 "$LOG" >&2
             exit 1
