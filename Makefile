@@ -58,7 +58,7 @@ NBVAL = --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(NBVAL) tests notebooks $(ARGS)
+	$(BIN)/pytest $(NBVAL) --durations=25 tests notebooks $(ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
