@@ -361,6 +361,7 @@ def lab_matrix(rows: Sequence[dict]) -> Figure:
         ax.set_ylabel(label)
     axes[0].set_ylim(0, 100)
     axes[0].axhline(99, color="#555555", linestyle="--", linewidth=1)
-    axes[0].legend(loc="lower left", fontsize="small")
+    axes[0].legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, fontsize="small",
+                   frameon=False)  # above the bars, never on them
     axes[-1].set_xticks(range(len(faults)), faults)
     return figure
