@@ -129,10 +129,20 @@ def _workdir_filter(workdir: Path, **labels: str) -> dict:
 
 
 def _services(client, workdir: Path, **labels: str) -> list:
-    """The workdir's Swarm services (none when the engine is in no swarm)."""
-    if client.info()["Swarm"].get("LocalNodeState") != "active":
-        return []
-    return client.services.list(filters=_workdir_filter(workdir, **labels))
+    """The workdir's Swarm services (none when the engine is in no swarm).
+
+    An engine error (a swarm being made or left at that moment answers "transport is
+    closing") is the kit's :class:`WizardError`: ``mwkit down`` of a stack that does not
+    use Swarm then skips this runtime instead of failing."""
+    import docker.errors
+
+    try:
+        if client.info()["Swarm"].get("LocalNodeState") != "active":
+            return []
+        return client.services.list(filters=_workdir_filter(workdir, **labels))
+    except docker.errors.APIError as error:
+        raise WizardError(f"the engine's swarm did not answer: "
+                          f"{error.explanation or error}") from None
 
 
 def remove_services(client, workdir: Path, timeout: float = 30) -> list[str]:
