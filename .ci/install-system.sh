@@ -16,7 +16,8 @@ PACKAGES=(
     fonts-dejavu-core
     git              # the Microwizard deploys Git commits
     etcd-server
-    haproxy
+    haproxy          # the server-side balancer of notebook 08a (approaches)
+    dnsmasq-base     # the DNS server of notebook 08a (approaches)
 )
 
 installed() {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The benchmarks' yardsticks: etcd (etcd-server) and HAProxy (haproxy) from Debian.
+# The benchmarks' yardsticks: etcd (etcd-server) and HAProxy (haproxy) from Debian, and
+# dnsmasq (dnsmasq-base), the DNS server of the approaches figure.
 # Idempotent: installs only what is missing. Needs root (or sudo) and Debian's apt.
 # The benchmarks start them on loopback themselves; nothing is started here.
 set -euo pipefail
@@ -7,9 +8,10 @@ set -euo pipefail
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "benchmarks/setup.sh: etcd and haproxy are installed"
+    echo "benchmarks/setup.sh: etcd, haproxy and dnsmasq are installed"
     exit 0
 fi
 

@@ -39,9 +39,9 @@ def missing(requirement: str) -> str | None:
         except ImportError:
             return "Playwright is not installed"
         return None if Path("/usr/bin/chromium").exists() else "no /usr/bin/chromium"
-    if requirement in ("etcd", "haproxy"):  # the benchmarks' yardsticks
+    if requirement in ("etcd", "haproxy", "dnsmasq"):  # yardsticks and the approaches lesson
         found = shutil.which(requirement) or shutil.which(requirement, path="/usr/sbin")
-        return None if found else f"{requirement} is not installed (bash benchmarks/setup.sh)"
+        return None if found else f"{requirement} is not installed (bash .ci/install-system.sh)"
     return None
 
 
@@ -107,7 +107,7 @@ def nothing_left_running(tmp_path_factory):
 
 def pytest_runtest_setup(item):
     """Skip tests whose marked requirement is missing; in CI they must run, so fail."""
-    for requirement in ("docker", "mariadb", "browser", "etcd", "haproxy"):
+    for requirement in ("docker", "mariadb", "browser", "etcd", "haproxy", "dnsmasq"):
         if item.get_closest_marker(requirement) and (reason := missing(requirement)):
             if os.environ.get("CI"):
                 pytest.fail(f"{reason}: CI must run the {requirement} tests")
