@@ -25,6 +25,7 @@ SHERLOCK_OUTLIER_5XX = "MWKIT_SHERLOCK_OUTLIER_5XX"  # leave out after N 5xx in 
 SHERLOCK_RETRY_BUDGET = "MWKIT_SHERLOCK_RETRY_BUDGET"  # retries at most this share (0: off)
 SHERLOCK_HEDGE = "MWKIT_SHERLOCK_HEDGE"  # hedge after this latency quantile (0: off)
 SHERLOCK_DEADLINE = "MWKIT_SHERLOCK_DEADLINE"  # seconds a call may take (0: none)
+SHERLOCK_RETRY_5XX = "MWKIT_SHERLOCK_RETRY_5XX"  # 1: retry an idempotent call answered 5xx
 
 # --- who the instance is ---------------------------------------------------------------
 SERVICE = "MWKIT_SERVICE"

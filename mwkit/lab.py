@@ -26,7 +26,8 @@ from mwkit.traffic import Reload
 LIMIT = 1.0  # seconds: a reload slower than this counts as slow
 WARM_UP = 1.0  # seconds of reloads before the fault, not counted: Sherlock knows all four
 #: Sherlock's settings a lab cell may set; the rest stay as use_sherlock leaves them.
-SETTINGS = ("policy", "retries", "eject", "outlier_5xx", "retry_budget", "hedge", "deadline")
+SETTINGS = ("policy", "retries", "eject", "outlier_5xx", "retry_budget", "hedge", "deadline",
+            "retry_5xx")
 #: The lab's faults: a name for the table, the fault, its values.
 FAULTS: dict[str, tuple[str, dict]] = {
     "slow": ("latency", {"seconds": 1.5}),

@@ -80,6 +80,7 @@ class Settings:
     retry_budget: float = 0.0  # retries at most this share of the calls (0: no budget)
     hedge: float = 0.0  # a second copy of a call slower than this quantile (0: no hedging)
     deadline: float = 0.0  # seconds a call may take, told to the instance (0: none)
+    retry_5xx: bool = False  # ... and an idempotent call answered with a 5xx is retried
     registry: str = REGISTRIES[0]  # where instances register: see MWKIT_REGISTRY
     directory_url: str | None = None
     directory_token: str | None = None
@@ -107,6 +108,9 @@ class Settings:
         if not isinstance(self.eject, bool):
             raise SettingsError(f"eject ({contract.SHERLOCK_EJECT} or --no-eject) must be True "
                                 f"or False, not {self.eject!r}")
+        if not isinstance(self.retry_5xx, bool):
+            raise SettingsError(f"retry_5xx ({contract.SHERLOCK_RETRY_5XX} or --retry-5xx) "
+                                f"must be True or False, not {self.retry_5xx!r}")
         if type(self.outlier_5xx) is not int or self.outlier_5xx < 0:
             raise SettingsError(f"outlier_5xx ({contract.SHERLOCK_OUTLIER_5XX} or --outlier-5xx)"
                                 f" must be a whole number, 0 or more, not {self.outlier_5xx!r}")
@@ -123,7 +127,7 @@ class Settings:
         """The keyword arguments of :class:`mwkit.sherlock.Sherlock` these settings give."""
         return {"policy": self.policy, "retries": self.retries, "eject": self.eject,
                 "outlier_5xx": self.outlier_5xx, "retry_budget": self.retry_budget,
-                "hedge": self.hedge, "deadline": self.deadline}
+                "hedge": self.hedge, "deadline": self.deadline, "retry_5xx": self.retry_5xx}
 
     def sherlock_env(self) -> dict[str, str]:
         """The same as the variables a linked Sherlock (the monolith's) reads them from."""
@@ -133,7 +137,8 @@ class Settings:
                 contract.SHERLOCK_OUTLIER_5XX: str(self.outlier_5xx),
                 contract.SHERLOCK_RETRY_BUDGET: str(self.retry_budget),
                 contract.SHERLOCK_HEDGE: str(self.hedge),
-                contract.SHERLOCK_DEADLINE: str(self.deadline)}
+                contract.SHERLOCK_DEADLINE: str(self.deadline),
+                contract.SHERLOCK_RETRY_5XX: "1" if self.retry_5xx else "0"}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -150,6 +155,7 @@ class Settings:
             "retry_budget": _number(env, contract.SHERLOCK_RETRY_BUDGET),
             "hedge": _number(env, contract.SHERLOCK_HEDGE),
             "deadline": _number(env, contract.SHERLOCK_DEADLINE),
+            "retry_5xx": _switch(env, contract.SHERLOCK_RETRY_5XX),
             "registry": env.get("MWKIT_REGISTRY") or None,
             "directory_url": env.get("MWKIT_DIRECTORY_URL") or None,
             "directory_token": env.get("MWKIT_DIRECTORY_TOKEN") or None,

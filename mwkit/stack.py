@@ -76,6 +76,7 @@ class Stack:
         retry_budget: float | None = None,
         hedge: float | None = None,
         deadline: float | None = None,
+        retry_5xx: bool | None = None,
     ) -> None:
         """``foreground``: this process only serves the stack and stops it on SIGTERM (as
         ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
@@ -86,9 +87,9 @@ class Stack:
         with ``detach``, but its watchdog removes it once process ``owner`` is gone (a
         notebook kernel that ran ``!mwkit up --detach --owner {os.getpid()}``).
 
-        ``policy``, ``retries``, ``eject``, ``outlier_5xx``, ``retry_budget``, ``hedge``
-        and ``deadline`` are the monolith's Sherlock's settings (see
-        :class:`mwkit.sherlock.Sherlock`; the last four are 0, off, unless given or set in
+        ``policy``, ``retries``, ``eject``, ``outlier_5xx``, ``retry_budget``, ``hedge``,
+        ``deadline`` and ``retry_5xx`` are the monolith's Sherlock's settings (see
+        :class:`mwkit.sherlock.Sherlock`; the last five are off unless given or set in
         the environment); :meth:`use_sherlock` changes them later.
 
         ``registry``: where instances register, the kit's Directory (``"directory"``), a
@@ -97,7 +98,7 @@ class Stack:
         self.settings = (settings or Settings.from_env()).replace(
             workdir=workdir, runtime=runtime, database=database, policy=policy,
             retries=retries, eject=eject, registry=registry, outlier_5xx=outlier_5xx,
-            retry_budget=retry_budget, hedge=hedge, deadline=deadline)
+            retry_budget=retry_budget, hedge=hedge, deadline=deadline, retry_5xx=retry_5xx)
         self.workdir = self.settings.workdir
         self.runtime, self.runtime_reason = choose_runtime(self.settings.runtime)
         self.database = self.settings.database
@@ -186,10 +187,10 @@ class Stack:
     def use_sherlock(self, policy: str | None = None, retries: int | None = None,
                      eject: bool | None = None, *, outlier_5xx: int | None = None,
                      retry_budget: float | None = None, hedge: float | None = None,
-                     deadline: float | None = None) -> None:
+                     deadline: float | None = None, retry_5xx: bool | None = None) -> None:
         """Restart the monolith with its Sherlock's ``policy``, ``retries``, ``eject``,
-        ``outlier_5xx``, ``retry_budget``, ``hedge`` or ``deadline`` changed (those left
-        out, None, stay as they are; 0 turns one of the last four off).
+        ``outlier_5xx``, ``retry_budget``, ``hedge``, ``deadline`` or ``retry_5xx`` changed
+        (those left out, None, stay as they are; 0 or False turns one of the last five off).
 
         These are the client's own settings, as a library's would be: changing them means
         restarting the process that uses them. A wrong value fails here, with nothing
@@ -198,7 +199,7 @@ class Stack:
         """
         self.settings = self.settings.replace(
             policy=policy, retries=retries, eject=eject, outlier_5xx=outlier_5xx,
-            retry_budget=retry_budget, hedge=hedge, deadline=deadline)
+            retry_budget=retry_budget, hedge=hedge, deadline=deadline, retry_5xx=retry_5xx)
         self.wizard.scale(MONOLITH, "monolith", 0)
         self._start_monolith()
 

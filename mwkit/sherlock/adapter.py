@@ -66,6 +66,9 @@ class SherlockAdapter(HTTPAdapter):
             if response is not None:
                 response.sherlock = call.summary()  # what Sherlock did, for the curious
                 return response
+        if call.kept is not None:  # a 5xx answer, and no other instance left to ask
+            call.kept.sherlock = call.summary()
+            return call.kept
         call.failure.sherlock = call.summary()  # ... for a call that failed too
         raise call.failure
 
@@ -88,9 +91,11 @@ class SherlockAdapter(HTTPAdapter):
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
             call.refused(error, attempt)
             return None
-        call.answered(response.status_code, attempt)
         response.instance = attempt.endpoint.id  # which instance answered, for the curious
-        return response
+        if call.answered(response.status_code, attempt):
+            return response
+        call.set_aside(response)  # a 5xx to retry elsewhere (retry_5xx); its body is read
+        return None
 
     def _hedged(self, call: Call, delay: float, request: requests.PreparedRequest,
                 kwargs: dict) -> requests.Response | None:

@@ -13,8 +13,11 @@ module decides where each attempt goes and what its outcome was::
         except Timeout as reason:       # it accepted the call and said nothing in time
             call.timed_out(reason)      # ejected too; an idempotent call goes on
             continue
-        call.answered(answer.status)    # "ok" below 500, "error" from 500 on
-        return answer
+        if call.answered(answer.status):  # "ok" below 500, "error" from 500 on: final,
+            return answer               # unless a 5xx is to be retried (retry_5xx)
+        call.set_aside(answer)          # returned if no other instance is left to try
+    if call.kept is not None:
+        return call.kept
     raise call.failure                  # every allowed attempt was refused or timed out
 
 Retries: an idempotent method (:data:`IDEMPOTENT`) refused by one instance, or not
@@ -36,7 +39,12 @@ Three options of Sherlock's act here, each off by default:
   hedge is made (``denied="deadline"``). A caller's own ``X-Deadline-Ms`` is kept when it
   is shorter, so a deadline travels on through services that pass the header on;
 - hedging: :meth:`Call.hedge_delay` says when the transport should send a second copy of
-  an idempotent call (:meth:`Call.hedge`) to another instance; the first answer wins.
+  an idempotent call (:meth:`Call.hedge`) to another instance; the first answer wins;
+- retrying a 5xx (``retry_5xx``, Envoy's ``retry_on: 5xx``): an idempotent call answered
+  with a 5xx is sent to another instance, within the retries, the budget and the
+  deadline. Off by default, because an answer is not a silence: the instance did the work
+  and said it failed, and only the caller knows whether doing it again is safe. A failing
+  instance of four then costs its callers one extra call instead of a failed page.
 
 This module imports neither the router nor a transport: the router's side is the small
 :class:`Router` protocol below, which :class:`mwkit.sherlock.Sherlock` implements.
@@ -72,6 +80,7 @@ class Router(Protocol):
     """What a :class:`Call` needs of Sherlock: picking, counting and recording."""
 
     retries: int
+    retry_5xx: bool
     timeout: float
     connect_timeout: float
     deadline: float | None
@@ -150,6 +159,9 @@ class Call:
         self.failure: BaseException | None = None  # why the last failed attempt failed
         self.timed_out_last = False  # the last attempt timed out (rather than refused)
         self.hedged = False  # a hedge was sent
+        #: The last 5xx answer, set aside while another instance is tried (``retry_5xx``):
+        #: the caller gets it when no other instance is left. The transport's own object.
+        self.kept = None
         self.ejected = False  # an attempt's outcome ejected its instance
         self._go_on = True  # the last failed attempt may be retried
         self._tried: set[str] = set()
@@ -178,8 +190,8 @@ class Call:
                 except NoInstances:
                     if self.attempt == 0:
                         self.router.record_no_instances(self.service, self.started_wall)
-                    elif self.timed_out_last:
-                        return  # no other instance: the caller gets the timeout
+                    elif self.timed_out_last or self.kept is not None:
+                        return  # no other instance: the caller gets the timeout or 5xx
                     raise
                 self.current = self._start(endpoint, hedged=False)
                 yield endpoint
@@ -197,9 +209,25 @@ class Call:
         self._tried.add(endpoint.id)
         return Attempt(self, endpoint, self.attempt, hedged)
 
-    def answered(self, status: int, attempt: Attempt | None = None) -> None:
-        """The instance answered with HTTP ``status``: "ok" below 500, else "error"."""
-        (attempt or self.current).record("ok" if status < 500 else "error", status)
+    def answered(self, status: int, attempt: Attempt | None = None) -> bool:
+        """The instance answered with HTTP ``status``: "ok" below 500, else "error".
+
+        True when the answer is the call's; False when it is a 5xx that another instance
+        is asked instead (``retry_5xx``): the transport sets it aside (:meth:`set_aside`).
+        """
+        attempt = attempt or self.current
+        if status < 500:
+            attempt.record("ok", status)
+            return True
+        retry = self.router.retry_5xx and not self.hedged and self.attempt < self.attempts
+        denied = self._retry_denied() if retry else None
+        attempt.record("error", status, denied)
+        self._go_on = retry and denied is None
+        return not self._go_on
+
+    def set_aside(self, answer) -> None:
+        """Keep a 5xx answer (the transport's object) while another instance is tried."""
+        self.kept = answer
 
     def refused(self, reason: BaseException | None = None,
                 attempt: Attempt | None = None) -> None:
@@ -213,15 +241,19 @@ class Call:
 
     def _failed(self, attempt: Attempt, outcome: str, reason: BaseException | None) -> None:
         self.failure, self.timed_out_last = reason, outcome == "timeout"
-        denied = None
-        if self.attempt < self.attempts:  # a retry would follow: is one allowed?
-            left = self.time_left()
-            if left is not None and left <= 0:
-                denied = "deadline"
-            elif not self.router.try_retry(self.service):
-                denied = "budget"
+        # a retry would follow: is one allowed?
+        denied = self._retry_denied() if self.attempt < self.attempts else None
         self._go_on = denied is None
         attempt.record(outcome, None, denied)
+
+    def _retry_denied(self) -> str | None:
+        """Why a retry may not be made ("deadline", "budget"), or None when it may."""
+        left = self.time_left()
+        if left is not None and left <= 0:
+            return "deadline"
+        if not self.router.try_retry(self.service):
+            return "budget"
+        return None
 
     # --- hedging: the transport runs the attempts side by side --------------------------
 

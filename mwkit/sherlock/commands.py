@@ -59,14 +59,19 @@ GUARDS = (
 
 
 def add_guard_options(parser: argparse.ArgumentParser, whose: str) -> None:
-    """``--outlier-5xx``, ``--retry-budget``, ``--hedge``, ``--deadline``: each off (0)
-    unless given or set by its ``MWKIT_SHERLOCK_*`` variable."""
+    """``--outlier-5xx``, ``--retry-budget``, ``--hedge``, ``--deadline``, ``--retry-5xx``:
+    each off (0) unless given or set by its ``MWKIT_SHERLOCK_*`` variable."""
     for option, field, kind, metavar, text in GUARDS:
         variable = "$MWKIT_SHERLOCK_" + field.upper()
         parser.add_argument(option, type=kind, default=None, metavar=metavar, dest=field,
                             help=f"{whose}Sherlock {text} (default: {variable}, else 0: off)")
+    parser.add_argument("--retry-5xx", action="store_true", default=None, dest="retry_5xx",
+                        help=f"{whose}Sherlock also retries an idempotent call answered with "
+                             "a 5xx, on another instance (Envoy's retry_on: 5xx; default: "
+                             "$MWKIT_SHERLOCK_RETRY_5XX, else off)")
 
 
 def guarded(settings, args: argparse.Namespace):
     """``settings`` with the options of :func:`add_guard_options` that were given."""
-    return settings.replace(**{field: getattr(args, field) for _, field, *_ in GUARDS})
+    given = {field: getattr(args, field) for _, field, *_ in GUARDS}
+    return settings.replace(**given, retry_5xx=args.retry_5xx)

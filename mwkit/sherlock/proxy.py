@@ -82,6 +82,9 @@ class Proxy:
                     return answer(request, upstream, payload, attempt.endpoint.id)
         except NoInstances as reason:
             return error(503, str(reason))
+        if call.kept is not None:  # a 5xx answer, and no other instance left to ask
+            upstream, payload, attempt = call.kept
+            return answer(request, upstream, payload, attempt.endpoint.id)
         if call.timed_out_last:
             return error(504, f"{service} instance {call.endpoint.id} did not answer in time")
         return error(502, f"{service} instance {call.endpoint.id} failed: {call.failure}")
@@ -106,8 +109,10 @@ class Proxy:
         except aiohttp.ClientError as reason:
             call.refused(reason, attempt)
             return None
-        call.answered(upstream.status, attempt)
-        return upstream, payload, attempt
+        if call.answered(upstream.status, attempt):
+            return upstream, payload, attempt
+        call.set_aside((upstream, payload, attempt))  # a 5xx to retry elsewhere (retry_5xx)
+        return None
 
     async def _hedged(self, call: Call, delay: float, request: web.Request,
                       body: bytes | None, headers: CIMultiDict[str], rest: str):

@@ -32,8 +32,10 @@ Four more, off unless given, are what modern client-side balancers add (see
 out an instance after that many 5xx in a row, Envoy), ``retry_budget`` (retries at most
 that share of the calls, Finagle), ``hedge`` (a second copy of a call slower than that
 latency quantile, Dean and Barroso) and ``deadline`` (seconds a call may take, told to the
-instance in a header); 0 or None is off. The policy ``p2c_least_request`` is Envoy's
-least-request balancer with its default two choices.
+instance in a header); 0 or None is off. ``retry_5xx`` (Envoy's ``retry_on: 5xx``) also
+retries an idempotent call that an instance answered with a 5xx, within ``retries``.
+The policy ``p2c_least_request`` is Envoy's least-request balancer with its default two
+choices.
 """
 
 
@@ -76,6 +78,7 @@ class Sherlock:
         retry_budget: float | None = None,
         hedge: float | None = None,
         deadline: float | None = None,
+        retry_5xx: bool = False,
     ) -> None:
         if retries < 0:
             raise InvalidInput(f"Sherlock's retries must be 0 or more, not {retries}")
@@ -97,7 +100,7 @@ class Sherlock:
         self.policy_name = policy
         make_policy(policy)  # fail now on an unknown name
         self.timeout, self.connect_timeout, self.retries = timeout, connect_timeout, retries
-        self.eject = eject
+        self.eject, self.retry_5xx = eject, retry_5xx
         self.calls = CallLog(log_size)
         self.version = 0
         self.epoch: str | None = None

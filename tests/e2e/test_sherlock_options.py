@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from mwkit.directory import DirectoryClient
-from mwkit.procs import free_port, python_command, running, wait_for_http
+from mwkit.procs import free_port, python_command, running, stop_group, wait_for_http
 from mwkit.sherlock import Sherlock
 from mwkit.sherlock.attempts import DEADLINE_HEADER
 from tests.e2e.test_sherlock_transparency import proxy_of
@@ -64,6 +64,32 @@ def test_without_outlier_ejection_a_failing_instance_keeps_its_share(directory, 
         session = sherlock.session()
         statuses = [session.get("http://echo/fail/a").status_code for _ in range(20)]
     assert statuses.count(503) == 10
+
+
+def test_retry_5xx_turns_a_failing_instances_answers_into_retries(directory, fleet):
+    """Instance a answers every call with a 503: with retry_5xx (and no ejection, so a
+    keeps its share) every call still succeeds, through the library and the proxy, and
+    the calls a answered were retried on b; an a alone still gets its 503 back."""
+    fleet.start("a")
+    b = fleet.start("b")
+    with Sherlock(directory, policy="round_robin", retry_5xx=True) as sherlock:
+        sherlock.wait_for("echo", 2)
+        session = sherlock.session()
+        answers = [session.get("http://echo/fail/a") for _ in range(10)]
+        assert [r.status_code for r in answers] == [200] * 10
+        assert {r.instance for r in answers} == {"b"}
+        retried = sum(r.sherlock["attempts"] == 2 for r in answers)
+        by_a = [r for r in sherlock.calls.records() if r.instance == "a"]
+        assert retried >= 5 and len(by_a) == retried  # each 503 of a, retried once on b
+        assert {(r.status, r.outcome) for r in by_a} == {(503, "error")}
+        with proxy_of(sherlock) as proxy:
+            statuses = [requests.get(f"{proxy}/echo/fail/a", timeout=5).status_code
+                        for _ in range(6)]
+        assert statuses == [200] * 6
+        stop_group(b.watson, grace=3)  # b deregisters
+        sherlock.wait_for("echo", 1)
+        alone = session.get("http://echo/fail/a")
+        assert (alone.status_code, alone.instance, alone.sherlock["attempts"]) == (503, "a", 1)
 
 
 def dead_and_live(directory, fleet) -> None:
@@ -177,10 +203,12 @@ def test_the_monolith_builds_its_sherlock_with_the_options_of_its_environment(di
     monkeypatch.setenv("MWKIT_SHERLOCK_RETRY_BUDGET", "0.2")
     monkeypatch.setenv("MWKIT_SHERLOCK_HEDGE", "0.95")
     monkeypatch.setenv("MWKIT_SHERLOCK_DEADLINE", "1.5")
+    monkeypatch.setenv("MWKIT_SHERLOCK_RETRY_5XX", "1")
     sherlock = lobsters.start_sherlock(directory)
     try:
         assert (sherlock.policy_name, sherlock.outliers.consecutive, sherlock.retry_budget,
-                sherlock.hedge, sherlock.deadline) == ("p2c_least_request", 5, 0.2, 0.95, 1.5)
+                sherlock.hedge, sherlock.deadline, sherlock.retry_5xx) == \
+            ("p2c_least_request", 5, 0.2, 0.95, 1.5, True)
     finally:
         sherlock.close()
 

@@ -414,7 +414,7 @@ def test_only_idempotent_calls_are_retried_on_another_instance(directory, instan
 class FakeRouter:
     """Sherlock's routing steps over fixed instances, recording every release."""
 
-    retries, timeout, connect_timeout, deadline = 1, 5.0, 0.5, None
+    retries, timeout, connect_timeout, deadline, retry_5xx = 1, 5.0, 0.5, None, False
 
     def __init__(self, *ids: str) -> None:
         self.endpoints = [Endpoint(SERVICE, i, f"127.0.0.1:{n}", f"http://127.0.0.1:{n}", {}, 0.0)

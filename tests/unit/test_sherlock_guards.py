@@ -152,11 +152,13 @@ class Router:
 
     timeout, connect_timeout = 5.0, 0.5
 
-    def __init__(self, *ids, retries=1, budget=None, deadline=None, hedge_after=None):
+    def __init__(self, *ids, retries=1, budget=None, deadline=None, hedge_after=None,
+                 retry_5xx=False):
         self.endpoints = endpoints(len(ids))
         for endpoint, name in zip(self.endpoints, ids, strict=True):
             endpoint.id = name
         self.retries, self.budget, self.deadline = retries, budget, deadline
+        self.retry_5xx = retry_5xx
         self.hedge_after = hedge_after
         self.released = []
 
@@ -229,6 +231,45 @@ def test_a_hedge_goes_to_another_instance_once_and_only_for_idempotent_calls():
     assert Call(Router("a", "b", budget=0, hedge_after=0.05), "svc", "GET").hedge() is None
 
 
+def answer_all(call: Call, statuses: dict[str, int]) -> list[bool]:
+    """Answer each attempt of ``call`` with its instance's status; what answered() said."""
+    finals = []
+    for endpoint in call:
+        finals.append(call.answered(statuses[endpoint.id]))
+        if finals[-1]:
+            break
+        call.set_aside(endpoint.id)
+    return finals
+
+
+def test_without_retry_5xx_an_answered_5xx_is_the_calls_answer():
+    router = Router("a", "b")
+    assert answer_all(Call(router, "svc", "GET"), {"a": 503, "b": 200}) == [True]
+    assert router.released == [("a", "error", 1, False, None)]
+
+
+def test_retry_5xx_asks_another_instance_for_an_idempotent_call_only():
+    router = Router("a", "b", retry_5xx=True)
+    call = Call(router, "svc", "GET")
+    assert answer_all(call, {"a": 503, "b": 200}) == [False, True]
+    assert router.released == [("a", "error", 1, False, None), ("b", "ok", 2, False, None)]
+    assert call.summary()["attempts"] == 2
+    post = Router("a", "b", retry_5xx=True)  # the instance did the work: not sent twice
+    assert answer_all(Call(post, "svc", "POST"), {"a": 503, "b": 200}) == [True]
+
+
+def test_retry_5xx_keeps_the_last_5xx_when_no_retry_is_left_or_allowed():
+    """Two 5xx with retries=1: the second is the answer. One instance only: the loop ends
+    and the caller gets the 5xx set aside. A budget that says no: the 5xx, denied."""
+    both = Router("a", "b", retry_5xx=True)
+    assert answer_all(Call(both, "svc", "GET"), {"a": 503, "b": 502}) == [False, True]
+    alone = Call(Router("a", retry_5xx=True), "svc", "GET")
+    assert answer_all(alone, {"a": 503}) == [False] and alone.kept == "a"
+    broke = Router("a", "b", retry_5xx=True, budget=0)
+    assert answer_all(Call(broke, "svc", "GET"), {"a": 503, "b": 200}) == [True]
+    assert broke.released == [("a", "error", 1, False, "budget")]
+
+
 @pytest.mark.parametrize("header, seconds", [("1500", 1.5), ("0", 0.0), ("-3", 0.0),
                                              (None, None), ("soon", None)])
 def test_a_deadline_header_in_milliseconds(header, seconds):
@@ -242,15 +283,16 @@ def test_the_options_come_from_the_environment_off_by_default():
     from mwkit.settings import Settings
 
     assert {k: v for k, v in Settings.from_env({}).sherlock_options().items()
-            if k in ("outlier_5xx", "retry_budget", "hedge", "deadline")} == \
-        {"outlier_5xx": 0, "retry_budget": 0.0, "hedge": 0.0, "deadline": 0.0}
+            if k in ("outlier_5xx", "retry_budget", "hedge", "deadline", "retry_5xx")} == \
+        {"outlier_5xx": 0, "retry_budget": 0.0, "hedge": 0.0, "deadline": 0.0,
+         "retry_5xx": False}
     env = {"MWKIT_SHERLOCK_OUTLIER_5XX": "5", "MWKIT_SHERLOCK_RETRY_BUDGET": "0.2",
            "MWKIT_SHERLOCK_HEDGE": "0.95", "MWKIT_SHERLOCK_DEADLINE": "1.5",
-           "MWKIT_SHERLOCK_POLICY": "p2c_least_request"}
+           "MWKIT_SHERLOCK_RETRY_5XX": "1", "MWKIT_SHERLOCK_POLICY": "p2c_least_request"}
     settings = Settings.from_env(env)
     assert settings.sherlock_options() == {
         "policy": "p2c_least_request", "retries": 1, "eject": True, "outlier_5xx": 5,
-        "retry_budget": 0.2, "hedge": 0.95, "deadline": 1.5}
+        "retry_budget": 0.2, "hedge": 0.95, "deadline": 1.5, "retry_5xx": True}
     assert Settings.from_env(settings.sherlock_env()) == settings  # what the monolith reads
 
 
@@ -277,7 +319,7 @@ def test_mwkit_up_and_mwkit_sherlock_take_the_options(monkeypatch):
         monkeypatch.delenv(variable, raising=False)
     for command in ("up", "sherlock"):
         args = build_parser().parse_args([command, "--outlier-5xx", "3", "--retry-budget",
-                                          "0.1", "--hedge", "0.9"])
+                                          "0.1", "--hedge", "0.9", "--retry-5xx"])
         settings = guarded(settings_of(args), args)
         assert (settings.outlier_5xx, settings.retry_budget, settings.hedge,
-                settings.deadline) == (3, 0.1, 0.9, 0.0)
+                settings.deadline, settings.retry_5xx) == (3, 0.1, 0.9, 0.0, True)
