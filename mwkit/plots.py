@@ -365,3 +365,60 @@ def lab_matrix(rows: Sequence[dict]) -> Figure:
                    frameon=False)  # above the bars, never on them
     axes[-1].set_xticks(range(len(faults)), faults)
     return figure
+
+
+# -- approaches side by side (mwkit.approaches.scenario) --------------------------------------
+
+APPROACH_BARS = (  # summary row key, title, unit shown after the value
+    ("first_new_s", "first call on a new instance (s)", " s"),
+    ("failed_after_kill", "failed calls after the kill -9", ""),
+    ("canary_share", "calls the slow canary answered (%)", " %"),
+)
+BAR_GREY = "#6f6f6f"
+
+
+def approaches(records: dict[str, Sequence[Reload]], marks: Sequence, rows: Sequence[dict],
+               labels: dict[str, str] | None = None, bin_seconds: float = 1.0) -> Figure:
+    """The scenario's runs side by side: per approach (``records``: name -> its calls) a
+    row of calls per second coloured by the instance that answered, with the scenario's
+    ``marks``; below, the summary (``rows`` of :func:`mwkit.approaches.scenario.summarize`)
+    as bars, one colour per approach: time to the first call on a new instance ("never"
+    when none came), failed calls after the kill, the slow canary's share.
+
+    ``labels`` names service ids (``popularity-v1-2`` is shown as ``v1-2``)."""
+    names = list(records)
+    short = {sid: name.removeprefix("popularity-") for sid, name in (labels or {}).items()}
+    figure = Picture(figsize=(12, 2.2 * len(names) + 3.0), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(len(names) + 1, len(APPROACH_BARS),
+                               height_ratios=[1.0] * len(names) + [1.3])
+    first = None
+    for index, name in enumerate(names):
+        ax = figure.add_subplot(grid[index, :], sharex=first)
+        first = first or ax
+        calls_per_second(records[name], marks=marks, labels=short, bin_seconds=bin_seconds,
+                         ax=ax)
+        ax.set_title(name, loc="left", fontsize=10, fontweight="bold")
+        ax.set_ylabel("calls/s")
+        if index < len(names) - 1:
+            ax.set_xlabel("")
+    by_name = {row["approach"]: row for row in rows}
+    for column, (key, title, unit) in enumerate(APPROACH_BARS):
+        ax = figure.add_subplot(grid[len(names), column])
+        values = [by_name.get(name, {}).get(key) for name in names]
+        top = max([value for value in values if value is not None] or [1.0]) or 1.0
+        # one grey for all: the colours above are instances', not approaches'
+        ax.barh(range(len(names)), [top if value is None else value for value in values],
+                color=["#ffffff" if value is None else BAR_GREY for value in values],
+                edgecolor=BAR_GREY, hatch=["//" if value is None else "" for value in values])
+        for y, value in enumerate(values):
+            text = "never" if value is None else f"{value:.1f}{unit}" if unit == " s" \
+                else f"{value:.0f}{unit}"
+            ax.annotate(text, (top if value is None else value, y), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=8)
+        ax.set_yticks(range(len(names)), names if column == 0 else [""] * len(names),
+                      fontsize=8)
+        ax.invert_yaxis()  # the first approach on top, as in the rows above
+        ax.set_xlim(0, top * 1.3)  # room for the value after the bar
+        ax.set_title(title, loc="left", fontsize=9)
+    return figure

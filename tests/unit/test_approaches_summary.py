@@ -75,3 +75,20 @@ def test_the_table_names_every_approach_and_says_never():
 
 def test_the_default_phases_fit_a_notebook_cell():
     assert Phases().total <= 30
+
+
+def test_the_figure_has_a_row_per_approach_and_the_three_bars():
+    from mwkit import plots
+
+    run = made_up_run()
+    figure = plots.approaches(run.records, run.marks, scenario.summarize(run), run.labels)
+    axes = figure.get_axes()
+    assert len(axes) == 2 + len(plots.APPROACH_BARS)
+    assert [ax.get_title(loc="left") for ax in axes[:2]] == ["fast", "slow"]
+    legend = [text.get_text() for text in axes[0].get_legend().get_texts()]
+    assert "v1-2 (2)" in legend  # instances by their short names
+    first_call = [text.get_text() for text in axes[2].texts]
+    assert first_call == ["0.1 s", "2.0 s"]
+    all_bars = [text.get_text() for ax in axes[2:] for text in ax.texts]
+    assert "50 %" in all_bars and "2" in all_bars
+    assert figure._repr_png_().startswith(b"\x89PNG")
