@@ -188,13 +188,15 @@ class DnsServer:
         self.port = free_dns_port()
         self.updates = 0  # restarts with new records
         self.targets: tuple[Target, ...] = ()  # what it serves now
-        self._served: str | None = None  # the configuration it runs with
+        self._served: str | None = None  # the last configuration it ran with
         self._proc = None
+        self._closed = False  # once closed, a late serve() (a thread's) starts nothing
         self._lock = threading.Lock()
 
     @property
     def config(self) -> Path:
-        return self.folder / "mwkit-dnsmasq.conf"  # "mwkit" on its command line: see tests
+        # "mwkit" on dnsmasq's command line: the tests' leak check looks for it there
+        return self.folder / "mwkit-dnsmasq.conf"
 
     def command(self) -> list[str]:
         return [self.binary, "--keep-in-foreground", f"--conf-file={self.config}",
@@ -208,16 +210,17 @@ class DnsServer:
         targets = tuple(sorted(set(targets)))
         text = render_records(self.service, targets, self.ttl, self.domain)
         with self._lock:
-            if text == self._served:
+            if self._closed or (text == self._served and self._proc is not None):
                 return False
             self.folder.mkdir(parents=True, exist_ok=True)
             self.config.write_text(text, encoding="utf-8")
-            first = self._served is None
             self._stop()
-            self._start()
+            self._start()  # when it fails, no dnsmasq runs: the next serve() starts one
+            changed = self._served is not None and text != self._served
             self._served, self.targets = text, targets
-            self.updates += not first
-            return not first
+            if changed:
+                self.updates += 1
+            return changed
 
     def _start(self, timeout: float = 5.0) -> None:
         log_path = self.folder / "dnsmasq.log"
@@ -245,6 +248,7 @@ class DnsServer:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._stop()
 
 
@@ -376,7 +380,8 @@ class DnsCaller:
         if found is None:
             return failed("no_service", f"DNS has no record for {self.name}")
         address, port, instance = found
-        return call_once(session, f"http://{address}:{port}{POPULARITY_PATH}", timeout,
+        left = max(0.05, timeout - (time.perf_counter() - clock))  # one deadline for both
+        return call_once(session, f"http://{address}:{port}{POPULARITY_PATH}", left,
                          started, clock, instance)
 
 

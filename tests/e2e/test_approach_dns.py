@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import dns.exception
 import pytest
 import requests
 
@@ -113,12 +114,16 @@ def test_pure_dns_keeps_a_killed_instance_health_dns_drops_it(stack):
 
 
 @pytest.mark.dnsmasq
-def test_no_record_is_no_service(stack):
+def test_no_record_is_no_service_and_a_closed_server_stays_closed(stack):
     stack.scale(0)
     with PureDns(stack, ttl=5) as pure, requests.Session() as session:
         call = pure.call(session)
         assert call.outcome == "no_service" and "_popularity._tcp" in call.error
         assert pure.costs()["DNS queries"] == 1
+    stack.scale(1)
+    assert not pure.refresh()  # closed: a late refresh (its thread's) starts no server
+    with pytest.raises(dns.exception.Timeout):
+        lookup(pure.server.port, srv_name("popularity"), "SRV", 0.3)
 
 
 def test_without_dnsmasq_the_error_says_what_to_install(tmp_path, monkeypatch):
