@@ -426,7 +426,7 @@ class DnsApproach:
                                f"fractions), not {ttl!r}")
         workdir = Path(stack.workdir)
         self.stack, self.ttl, self.service = stack, int(ttl), service
-        self.server = DnsServer(workdir / "approaches" / self.folder_name, ttl, service,
+        self.server = DnsServer(workdir / "approaches" / self.folder_name, self.ttl, service,
                                 env=marks(workdir, "dns"))
         self.caller = DnsCaller(self.server.port, service)
         self._closed = threading.Event()

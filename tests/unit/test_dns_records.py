@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 
 from mwkit.approaches.dns import (
     Lookup,
+    PureDns,
     Record,
     Target,
     TtlCache,
@@ -18,6 +20,7 @@ from mwkit.approaches.dns import (
     pick,
     render_records,
 )
+from mwkit.errors import InvalidInput
 
 
 def test_records_carry_each_instance_port_and_the_ttl():
@@ -91,3 +94,9 @@ def test_the_pick_follows_priority_then_weight():
     zeros = Counter(pick([Record("a", 1, 0, 0), Record("b", 2, 0, 0)], rng).target
                     for _ in range(1000))
     assert set(zeros) == {"a", "b"}  # every weight 0: uniform
+
+
+@pytest.mark.parametrize("ttl", [-1, 2.5, "5"])
+def test_a_ttl_is_whole_seconds(ttl, tmp_path):
+    with pytest.raises(InvalidInput, match="whole number of seconds"):
+        PureDns(SimpleNamespace(workdir=tmp_path), ttl=ttl)
