@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from mwkit.approaches.haproxy import haproxy_process
 from mwkit.procs import free_port, running, wait_for_http
 
 
@@ -81,13 +82,12 @@ backend {service}
 def haproxy(scratch: Path, service: str, backends: list[str]) -> Iterator[str]:
     """HAProxy as the original Sherlock used it: ``/<service>/rest`` -> a backend's
     ``/rest``, round robin. Yields its URL."""
-    binary = need("haproxy")
+    need("haproxy")
     port = free_port()
     servers = "\n".join(f"    server s{i} {address}" for i, address in enumerate(backends))
     config = scratch / "haproxy.cfg"
     config.write_text(HAPROXY_CONFIG.format(port=port, service=service, servers=servers))
     url = f"http://127.0.0.1:{port}"
-    # -db: stay in the foreground (our process group is what gets stopped)
-    with running([binary, "-db", "-f", str(config)], log_path=scratch / "haproxy.log"):
+    with haproxy_process(config, scratch / "haproxy.log"):
         wait_for_http(f"{url}/{service}/health", timeout=10)
         yield url

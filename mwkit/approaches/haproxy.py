@@ -34,9 +34,11 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +72,18 @@ def haproxy_binary() -> str:
     if found is None:
         raise StartFailed(f"HAProxy is not installed: {INSTALL}")
     return found
+
+
+@contextlib.contextmanager
+def haproxy_process(config: Path, log_path: Path, env: dict[str, str] | None = None
+                    ) -> Iterator[subprocess.Popen]:
+    """HAProxy on ``config`` for the ``with`` block, its output in ``log_path``: HAProxy's
+    master process (``-W``: it stays, and re-executes itself on SIGUSR2, a reload) in the
+    foreground (``-db``), so that its process group, workers included, is what gets stopped.
+    ``env`` is added to its environment (a workdir's marks)."""
+    with running([haproxy_binary(), "-W", "-db", "-f", str(config)], log_path=log_path,
+                 env=env) as process:
+        yield process
 
 
 # --- the configuration (pure logic) ---------------------------------------------------
@@ -220,7 +234,7 @@ class _Haproxy:
     # --- starting and stopping --------------------------------------------------------
 
     def __enter__(self):
-        binary = haproxy_binary()
+        haproxy_binary()  # before anything else: the error says what to install
         try:
             self.scratch = Path(tempfile.mkdtemp(prefix="mwkit-haproxy-"))
             self._exit.callback(shutil.rmtree, self.scratch, ignore_errors=True)
@@ -230,11 +244,8 @@ class _Haproxy:
             with directory_client(self.directory_url) as directory:
                 instances = directory.instances(self.service)
             self.write_config(self._first_config(instances))
-            self.process = self._exit.enter_context(running(
-                # -W: a master that stays and re-executes on SIGUSR2 (a reload);
-                # -db: in the foreground, so our process group is what gets stopped
-                [binary, "-W", "-db", "-f", str(self.config_path)],
-                log_path=self.scratch / "haproxy.log", env=self._marks()))
+            self.process = self._exit.enter_context(haproxy_process(
+                self.config_path, self.scratch / "haproxy.log", self._marks()))
             self._wait_until_listening()
             self._started(instances)
             self._follower = threading.Thread(target=self._follow, daemon=True,
