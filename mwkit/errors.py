@@ -24,7 +24,8 @@ Each class also keeps the built-in base a caller would have caught before it exi
     │   │   └── DockerUnavailable             no Docker engine answers
     │   └── ImageBuildError                   building the kit's images failed
     ├── StartFailed (RuntimeError)            a process the kit started exited early
-    │   └── StartTimeout (TimeoutError)       ... or did not answer in time
+    │   ├── StartTimeout (TimeoutError)       ... or did not answer in time
+    │   └── ProgramMissing                    ... or is not installed (dnsmasq, HAProxy)
     ├── DatabaseError (RuntimeError)          the monolith's database did not start
     └── StackError (RuntimeError)             the demo stack cannot start or stop
 
@@ -123,6 +124,11 @@ class StartFailed(MwkitError, RuntimeError):
 
 class StartTimeout(StartFailed, TimeoutError):
     """A process the kit started did not answer within its time; the message has its log."""
+
+
+class ProgramMissing(StartFailed):
+    """A program the kit runs (dnsmasq, HAProxy, etcd) is not installed; the message says
+    what to install."""
 
 
 class DatabaseError(MwkitError, RuntimeError):
