@@ -1,7 +1,10 @@
-# Half of one instance's calls fail: peak-EWMA alone, then with outlier ejection.
+# Half of one instance's calls fail: peak-EWMA alone, with outlier ejection, and with the
+# 503s retried on another instance too.
 runs = [lab.run_cell(stack, {"policy": "peak_ewma"}, "failing", seconds=5),
-        lab.run_cell(stack, {"policy": "peak_ewma", "outlier_5xx": 3}, "failing", seconds=5)]
+        lab.run_cell(stack, {"policy": "peak_ewma", "outlier_5xx": 3}, "failing", seconds=5),
+        lab.run_cell(stack, {"policy": "peak_ewma", "outlier_5xx": 3, "retry_5xx": True},
+                     "failing", seconds=5)]
 print(lab.summary_table(runs))
 for run in runs:
     print(f"{run['setting']}: {run['failed']} of {run['reloads']} reloads failed, "
-          f"{run['ejections']} ejections")
+          f"{run['ejections']} ejections, {run['extra_calls']} extra calls")
