@@ -174,18 +174,20 @@ def same_user() -> list[str]:
 class DnsServer:
     """One dnsmasq on ``127.0.0.1:port`` serving the records of :meth:`serve`.
 
-    Everything is in ``folder`` (configuration, pid file, log). ``env`` marks the process
+    Everything is in ``<parent>/dnsmasq-<port>`` (configuration, pid file, log: one
+    folder per server, so that two approaches of one stack never share a file), removed
+    by :meth:`close`. ``env`` marks the process
     (the stack's workdir, as the process runtime marks what it starts), so that
     ``mwkit down`` and a stack's watchdog find it should this Python die.
     """
 
-    def __init__(self, folder: Path | str, ttl: int, service: str = SERVICE,
+    def __init__(self, parent: Path | str, ttl: int, service: str = SERVICE,
                  env: dict[str, str] | None = None, domain: str = DOMAIN) -> None:
         self.binary = dnsmasq_binary()
-        self.folder = Path(folder)
         self.ttl, self.service, self.domain = ttl, service, domain
         self.env = dict(env or {})
         self.port = free_dns_port()
+        self.folder = Path(parent) / f"dnsmasq-{self.port}"
         self.updates = 0  # restarts with new records
         self.targets: tuple[Target, ...] = ()  # what it serves now
         self._served: str | None = None  # the last configuration it ran with
@@ -250,6 +252,7 @@ class DnsServer:
         with self._lock:
             self._closed = True
             self._stop()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # --- the caller -------------------------------------------------------------------------
@@ -418,7 +421,6 @@ class DnsApproach:
     """
 
     name = "DNS"
-    folder_name = "dns"
 
     def __init__(self, stack, ttl: int = 5, service: str = SERVICE) -> None:
         if not isinstance(ttl, int | float) or ttl < 0 or ttl != int(ttl):
@@ -426,7 +428,7 @@ class DnsApproach:
                                f"fractions), not {ttl!r}")
         workdir = Path(stack.workdir)
         self.stack, self.ttl, self.service = stack, int(ttl), service
-        self.server = DnsServer(workdir / "approaches" / self.folder_name, self.ttl, service,
+        self.server = DnsServer(workdir / "approaches", self.ttl, service,
                                 env=marks(workdir, "dns"))
         self.caller = DnsCaller(self.server.port, service)
         self._closed = threading.Event()
@@ -436,7 +438,7 @@ class DnsApproach:
         try:
             self.server.serve(self._first())
             self._thread = threading.Thread(target=self._follow, daemon=True,
-                                            name=f"mwkit-{self.folder_name}")
+                                            name=f"mwkit {self.name}")
             self._thread.start()
         except BaseException:
             self.close()
@@ -474,7 +476,6 @@ class PureDns(DnsApproach):
     running or not, read every ``poll`` seconds (or at once with :meth:`refresh`)."""
 
     name = "pure DNS"
-    folder_name = "pure-dns"
 
     def __init__(self, stack, ttl: int = 5, poll: float = POLL,
                  service: str = SERVICE) -> None:
@@ -509,7 +510,6 @@ class HealthDns(DnsApproach):
     checks pass), followed through its push stream."""
 
     name = "DNS with health"
-    folder_name = "health-dns"
     #: How long to wait for the Directory's first snapshot, and between reconnections.
     FIRST_WAIT, RECONNECT = 5.0, 0.5
 

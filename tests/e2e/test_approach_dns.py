@@ -122,6 +122,7 @@ def test_no_record_is_no_service_and_a_closed_server_stays_closed(stack):
         assert pure.costs()["DNS queries"] == 1
     stack.scale(1)
     assert not pure.refresh()  # closed: a late refresh (its thread's) starts no server
+    assert not pure.server.folder.exists()
     with pytest.raises(dns.exception.Timeout):
         lookup(pure.server.port, srv_name("popularity"), "SRV", 0.3)
 
