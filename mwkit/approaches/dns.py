@@ -62,7 +62,14 @@ import requests
 from mwkit.approaches import POPULARITY_PATH
 from mwkit.contract import Phase
 from mwkit.directory import directory_client
-from mwkit.errors import DirectoryError, InvalidInput, MwkitError, StartFailed, StartTimeout
+from mwkit.errors import (
+    DirectoryError,
+    InvalidInput,
+    MwkitError,
+    ProgramMissing,
+    StartFailed,
+    StartTimeout,
+)
 from mwkit.procs import free_port, log_tail_text, spawn, stop_group
 from mwkit.traffic import Reload
 from mwkit.wizard.runtimes.process import marks
@@ -145,7 +152,7 @@ def dnsmasq_binary() -> str:
     error that says what to install."""
     path = shutil.which("dnsmasq") or shutil.which("dnsmasq", path=SBIN)
     if path is None:
-        raise StartFailed(INSTALL)
+        raise ProgramMissing(INSTALL)
     return path
 
 
