@@ -491,6 +491,7 @@ class HaproxyRuntime(_Haproxy):
         self.slots, commands, left_out = assign_slots(self.slots, instances, self.service)
         for command in commands:
             answer = self.command(command)
+            self._count("runtime commands")
             if answer and not answer.startswith(APPLIED):
                 log.warning("%s: %r -> %s", self.name, command, answer)
         self._instances = {s.name: s.instance for s in self.slots if s is not None}
@@ -500,7 +501,8 @@ class HaproxyRuntime(_Haproxy):
         self.left_out = left_out
 
     def command(self, line: str) -> str:
-        """Send one command to HAProxy's runtime API and return its answer."""
+        """Send one command to HAProxy's runtime API and return its answer (a look with
+        ``show servers state`` is not counted in :meth:`costs`, the changes are)."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(2.0)
             sock.connect(str(self.admin_socket))
@@ -508,5 +510,4 @@ class HaproxyRuntime(_Haproxy):
             answer = b""
             while chunk := sock.recv(4096):
                 answer += chunk
-        self._count("runtime commands")
         return answer.decode("utf-8", "replace").strip()

@@ -109,6 +109,10 @@ def test_the_runtime_api_follows_scale_up_and_down_without_a_reload(stack):
         assert len(calls.answered_by(since=after + 0.5)) == 1
         assert calls.failed() == []
         assert haproxy.workers() == worker  # the same process: never reloaded
+        rows = [line.split() for line in
+                haproxy.command("show servers state popularity").splitlines()[2:]]
+        # srv_admin_state's first bit: in maintenance (forced); s4 never left it
+        assert {row[3] for row in rows if int(row[6]) & 1} == {"s2", "s3", "s4"}
         assert "reloads" not in haproxy.costs()
         # 2 for the first instance, 2 per new one, 1 per one that left
         assert haproxy.costs()["runtime commands"] == 2 + 2 * 2 + 2
