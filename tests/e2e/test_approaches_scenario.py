@@ -78,3 +78,25 @@ def test_the_scenario_against_the_four_approaches_at_once(stack):
     assert rows["HAProxy (reload)"]["costs"]["reloads"] >= 1
     assert took < 90, f"the scenario took {took:.0f} s"
     assert len(live(stack)) == 2  # the dead one's record and the canary are gone
+
+
+@pytest.mark.dnsmasq
+@pytest.mark.haproxy
+def test_benchmark_figure_11_in_quick_mode(tmp_path):
+    from benchmarks import markdown
+    from benchmarks.fig11_approaches import run
+
+    figure = run(True, tmp_path, png=tmp_path / "fig11.png")
+    assert figure.error is None and figure.number == 11
+    metrics = {metric.name: metric for metric in figure.metrics}
+    for name in ("pure DNS", "DNS with health", "HAProxy (reload)", "HAProxy (runtime API)",
+                 "Sherlock (push)"):
+        for measure in ("first call on a new instance", "failed calls after the kill",
+                        "calls the slow canary answered"):
+            assert metrics[f"{name}: {measure}"].summary()["n"] >= 1, (name, measure)
+    assert metrics["Sherlock (push): first call on a new instance"].summary()["n"] == 2
+    assert metrics["Sherlock (push): failed calls after the kill"].met is True
+    assert metrics["pure DNS: failed calls after the kill"].summary()["max"] > 0
+    assert metrics["HAProxy (reload): reloads"].summary()["max"] >= 1
+    assert (tmp_path / "fig11.png").read_bytes().startswith(b"\x89PNG")
+    assert "Figure 11" in markdown.figure_table(figure)
