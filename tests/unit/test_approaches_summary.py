@@ -92,3 +92,22 @@ def test_the_figure_has_a_row_per_approach_and_the_three_bars():
     all_bars = [text.get_text() for ax in axes[2:] for text in ax.texts]
     assert "50 %" in all_bars and "2" in all_bars
     assert figure._repr_png_().startswith(b"\x89PNG")
+
+
+def test_an_approach_whose_program_is_missing_is_left_out_with_what_to_install(
+        monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from mwkit.approaches import dns, haproxy
+    from mwkit.errors import ProgramMissing
+
+    def no_dnsmasq():
+        raise ProgramMissing(dns.INSTALL)
+
+    monkeypatch.setattr(dns, "dnsmasq_binary", no_dnsmasq)
+    monkeypatch.setattr(haproxy, "haproxy_binary", lambda: "/usr/sbin/haproxy")  # any machine
+    stack = SimpleNamespace(directory_url="http://127.0.0.1:9", workdir=tmp_path)
+    approaches, missing = scenario.the_four(stack)  # makes them; starts nothing
+    assert [approach.name for approach in approaches] == [
+        "HAProxy (reload)", "HAProxy (runtime API)", "Sherlock (push)"]
+    assert missing == [dns.INSTALL] and "apt-get install dnsmasq-base" in missing[0]
