@@ -28,6 +28,8 @@ from mwkit.stack import teardown
 #: A cell whose whole source is this line is an exercise's solution, loaded by ``%load``.
 LOAD_LINE = re.compile(r"# %load (solutions/[\w.-]+\.py)")
 PAUSE_TAG = "pause-before"
+#: The cell whose assignments a run may override (papermill's convention).
+PARAMETERS_TAG = "parameters"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -65,6 +67,20 @@ def with_pauses(notebook, seconds: float, tag: str = PAUSE_TAG):
                 metadata={"inserted": "a learner's pause"}))
         cells.append(cell)
     notebook.cells = cells
+    return notebook
+
+
+def with_parameters(notebook, **values):
+    """A copy with a cell setting ``values`` right after the cell tagged ``parameters``, as
+    papermill injects them: a test can run a lesson shorter than a learner does."""
+    notebook = copy.deepcopy(notebook)
+    where = [n for n, cell in enumerate(notebook.cells) if PARAMETERS_TAG in tags(cell)]
+    if len(where) != 1:
+        raise ValueError(f"a notebook given parameters needs exactly one cell tagged "
+                         f"{PARAMETERS_TAG!r}, not {len(where)}")
+    source = "\n".join(f"{name} = {value!r}" for name, value in values.items())
+    notebook.cells.insert(where[0] + 1, nbformat.v4.new_code_cell(
+        source, metadata={"inserted": "parameters"}))
     return notebook
 
 
