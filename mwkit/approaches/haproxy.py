@@ -17,12 +17,15 @@ folder of their own, and stop it (its whole process group) when the ``with`` blo
 
 Health: HAProxy checks every instance itself (``option httpchk GET /health`` every half
 second, down after two failures), as server-side balancers do, and a call whose connection
-is refused is sent once more, to another instance (``retries 1``, ``option redispatch``).
-So after a ``kill -9`` the Directory still lists the dead instance until its lease runs out
-(2 to 3 s with popularity's Watson), yet no call fails: the first calls to it are refused
-and redispatched, and within about a second HAProxy's own checks take it out (its log says
-``Server popularity/... is DOWN``). ``check=False`` leaves both out: then HAProxy sends a
-share of the calls to the dead instance until the Directory drops it, and those fail (503).
+is refused, or that an instance drops without an answer (it died with the call in flight),
+is sent once more, to another instance (``retries 1``, ``option redispatch``, ``retry-on
+conn-failure empty-response``: popularity's GET is safe to repeat). So after a ``kill -9``
+the Directory still lists the dead instance until its lease runs out (2 to 3 s with
+popularity's Watson), yet no call fails: the calls sent to it are retried elsewhere, and
+within about a second HAProxy's own checks take it out (its log says ``Server
+popularity/... is DOWN``). ``check=False`` leaves checks and retries out: then HAProxy
+sends a share of the calls to the dead instance until the Directory drops it, and those
+fail (HAProxy's 503; no answer at all for a call the instance had in flight).
 """
 
 from __future__ import annotations
@@ -139,7 +142,8 @@ def render_config(port: int, backend: str, servers: list[Server] | None = None,
         f"    http-after-response set-header {SERVED_BY} %[srv_name] if {{ srv_name -m found }}",
     ]
     if check:
-        lines += ["    option httpchk GET /health", "    retries 1", "    option redispatch"]
+        lines += ["    option httpchk GET /health", "    retries 1", "    option redispatch",
+                  "    retry-on conn-failure empty-response"]
     else:
         lines.append("    retries 0")
     lines += [f"    server {s.name} {s.address}{server_options}" for s in servers or []]

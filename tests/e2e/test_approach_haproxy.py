@@ -166,7 +166,10 @@ def test_kill_9_fails_calls_without_haproxys_checks(stack):
         time.sleep(1.0)  # well within the lease the Directory still keeps it for
     failed = calls.failed(since=killed)
     assert failed, "calls to the killed instance should fail"
-    assert {(r.outcome, r.status, r.instance) for r in failed} == {("error", 503, victim)}
+    assert {r.outcome for r in failed} == {"error"}
+    # refused by the dead instance: HAProxy's 503 names it; a call it had in flight when it
+    # died gets no answer at all (HAProxy closes the caller's connection)
+    assert {(r.status, r.instance) for r in failed if r.status is not None} == {(503, victim)}
 
 
 def test_no_server_is_no_service_and_a_rendered_config_is_valid(tmp_path, directory):

@@ -31,6 +31,7 @@ def test_one_server_line_per_instance_in_a_stable_order():
     assert servers == ["server p-1 127.0.0.1:2001 check inter 500ms fall 2 rise 1",
                        "server p-2 127.0.0.1:2002 check inter 500ms fall 2 rise 1"]
     assert "option httpchk GET /health" in lines and "option redispatch" in lines
+    assert "retry-on conn-failure empty-response" in lines
     assert "stats socket" not in config and "server-template" not in config
     # the same list, in any order, is the same file: no reload for nothing
     assert config == render_config(8080, "popularity",
@@ -40,7 +41,8 @@ def test_one_server_line_per_instance_in_a_stable_order():
 def test_without_checks_there_is_no_check_and_no_retry():
     config = render_config(8080, "popularity", servers_of([instance("p-1", 2001)]),
                            check=False)
-    assert "check" not in config and "redispatch" not in config and "retries 0" in config
+    assert "check" not in config and "redispatch" not in config and "retry-on" not in config
+    assert "retries 0" in config
 
 
 def test_slots_are_servers_in_maintenance_behind_an_admin_socket(tmp_path):
