@@ -50,7 +50,7 @@ import requests
 
 from mwkit.approaches import POPULARITY_PATH
 from mwkit.directory import directory_client
-from mwkit.errors import DirectoryError, StartFailed
+from mwkit.errors import DirectoryError, ProgramMissing, StartFailed
 from mwkit.procs import free_port, running
 from mwkit.traffic import Reload
 
@@ -73,7 +73,7 @@ def haproxy_binary() -> str:
     PATH); a short error saying what to install when there is none."""
     found = shutil.which("haproxy") or shutil.which("haproxy", path=SBIN)
     if found is None:
-        raise StartFailed(f"HAProxy is not installed: {INSTALL}")
+        raise ProgramMissing(f"HAProxy is not installed: {INSTALL}")
     return found
 
 

@@ -15,7 +15,7 @@ from mwkit.approaches.haproxy import (
     server_name,
     servers_of,
 )
-from mwkit.errors import StartFailed
+from mwkit.errors import ProgramMissing
 
 
 def instance(name: str, port: int) -> dict:
@@ -92,7 +92,7 @@ def test_a_missing_haproxy_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(haproxy, "SBIN", str(tmp_path))
     for approach in (HaproxyReload("http://127.0.0.1:9"), HaproxyRuntime("http://127.0.0.1:9")):
-        with pytest.raises(StartFailed, match=r"apt-get install haproxy .*brew install haproxy"):
+        with pytest.raises(ProgramMissing, match=r"apt-get install haproxy .*brew install haproxy"):
             approach.__enter__()
 
 
