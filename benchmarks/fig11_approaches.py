@@ -70,6 +70,9 @@ def run(quick: bool, scratch: Path, runtime: str = "process", png: Path = PNG) -
         figure.add(*approach_metrics(row, delays, phases))
     picture = plots.approaches(result.records, result.marks, rows, result.labels)
     figure.notes += [f"left out: {sentence}" for sentence in missing]
+    skipped = {name: count for name, count in result.skipped.items() if count}
+    if skipped:  # the open loop's bound: too many calls of one approach waited at once
+        figure.notes.append(f"calls not sent, too many waiting: {skipped}")
     figure.notes.append(
         f"{len(rows)} approaches at once on {runtime}, {phases.rate:.0f} calls/s each, DNS "
         f"TTL {TTL} s; phases (s): one instance {phases.warm_up:.0f}, three "

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 
 import requests
 
-from mwkit.approaches import POPULARITY_PATH, Approach
+from mwkit.approaches import POPULARITY_PATH, Approach, dns, haproxy
+from mwkit.approaches.sherlock import SherlockApproach
 from mwkit.errors import StartFailed
 from mwkit.traffic import Mark, PageReloads, Reload
 
@@ -193,27 +194,24 @@ def popularity_instances(stack, tag: str) -> list[str]:
             if instance.service == SERVICE and instance.tag == tag]
 
 
-def the_four(stack, ttl: int = 5, debounce: float = 1.0,
-             ) -> tuple[list[Approach], list[str]]:
+def the_four(stack, ttl: int = 5, debounce: float = 1.0) -> tuple[list[Approach], list[str]]:
     """The approaches of the lesson, fed from ``stack``: pure DNS and DNS with health
     (answers valid ``ttl`` s), HAProxy reloaded (``debounce`` s after a change) and kept
     live through its runtime API, and Sherlock. Those whose program is not installed are
-    left out: the second list says, for each, what to install."""
-    from mwkit.approaches.dns import HealthDns, PureDns, dnsmasq_binary
-    from mwkit.approaches.haproxy import HaproxyReload, HaproxyRuntime, haproxy_binary
-    from mwkit.approaches.sherlock import SherlockApproach
-
+    left out: the second list says, for each, what to install. Nothing starts before an
+    approach is entered."""
     approaches: list[Approach] = []
     missing: list[str] = []
-    for binary, make in ((dnsmasq_binary, lambda: [PureDns(stack, ttl=ttl),
-                                                   HealthDns(stack, ttl=ttl)]),
-                         (haproxy_binary, lambda: [
-                             HaproxyReload(stack.directory_url, debounce=debounce,
-                                           workdir=stack.workdir),
-                             HaproxyRuntime(stack.directory_url, workdir=stack.workdir)])):
+    for binary, make in (
+            (dns.dnsmasq_binary, lambda: [dns.PureDns(stack, ttl=ttl),
+                                          dns.HealthDns(stack, ttl=ttl)]),
+            (haproxy.haproxy_binary, lambda: [
+                haproxy.HaproxyReload(stack.directory_url, debounce=debounce,
+                                      workdir=stack.workdir),
+                haproxy.HaproxyRuntime(stack.directory_url, workdir=stack.workdir)])):
         try:
             binary()
-        except StartFailed as error:
+        except StartFailed as error:  # ProgramMissing: the sentence says what to install
             missing.append(str(error))
             continue
         approaches += make()
