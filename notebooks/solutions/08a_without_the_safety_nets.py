@@ -1,7 +1,7 @@
-# Sherlock without retries or ejection, HAProxy (runtime API) without its own checks and
-# redispatch (about 25 s). Prediction: both now fail calls after the kill, until the
-# Directory drops the dead instance (its lease, a few seconds): what kept them at 0 was
-# the safety net, not the discovery.
+# Sherlock without retries or ejection, HAProxy (runtime API) without its own checks,
+# redispatch and retries (about 25 s). Prediction: both now fail calls after the kill,
+# until the Directory drops the dead instance (its lease, a few seconds): what kept them
+# at 0 was the safety net, not the discovery.
 from mwkit.approaches.haproxy import HaproxyRuntime, haproxy_binary
 from mwkit.approaches.sherlock import SherlockApproach
 from mwkit.errors import StartFailed
