@@ -1,7 +1,7 @@
 """The one command that runs every benchmark and writes the report.
 
     python -m benchmarks                  # everything, about 10 minutes
-    python -m benchmarks --quick          # figures 1-6, 9 and 10, smaller, about 2 minutes
+    python -m benchmarks --quick          # figures 1-6, 9, 10 and 11, smaller, about 3 minutes
     python -m benchmarks --only 3,5       # some figures (7 and 8 only when asked or full)
 
 Writes into ``--output`` (default: this folder), with the machine the figures were
@@ -38,7 +38,8 @@ from benchmarks.common import Figure, machine
 HERE = Path(__file__).resolve().parent
 FIGURES = {1: "fig1_scale_up", 2: "fig2_scale_down", 3: "fig3_push", 4: "fig4_heartbeats",
            5: "fig5_overhead", 6: "fig6_slow_instance", 7: "fig7_notebooks",
-           8: "fig8_fresh_clone", 9: "fig9_memory", 10: "fig10_policy_lab"}
+           8: "fig8_fresh_clone", 9: "fig9_memory", 10: "fig10_policy_lab",
+           11: "fig11_approaches"}
 LONG = {7, 8}  # whole notebook series, fresh clone: not in --quick
 WITH_RUNTIMES = {1, 7, 9}  # figures measured on each runtime (Docker unless --no-docker)
 SUMMARY = Path("summary.json")  # under --output: committed

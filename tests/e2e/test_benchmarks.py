@@ -63,8 +63,8 @@ def test_markdown_marks_misses_and_errors():
 
 
 def test_only_picks_figures_and_quick_leaves_out_the_long_ones():
-    assert parse_only(None, quick=True) == [1, 2, 3, 4, 5, 6, 9, 10]
-    assert parse_only(None, quick=False) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert parse_only(None, quick=True) == [1, 2, 3, 4, 5, 6, 9, 10, 11]
+    assert parse_only(None, quick=False) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     assert parse_only("7,3", quick=True) == [7, 3]
     with pytest.raises(SystemExit, match="no figure"):
         parse_only("12", quick=False)
