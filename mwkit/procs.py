@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,10 +24,23 @@ from pathlib import Path
 import psutil
 import requests
 
-from mwkit.errors import StartFailed, StartTimeout
+from mwkit.errors import ProgramMissing, StartFailed, StartTimeout
+
+#: Where system packages put servers (Debian's /usr/sbin, Homebrew's), often not on a
+#: user's PATH: dnsmasq and HAProxy are looked for there too.
+SBIN = os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin"])
 
 #: Two readings of one process's create time may differ by rounding.
 CREATE_TIME_SLACK = 0.05
+
+
+def find_program(name: str, missing: str) -> str:
+    """The path of program ``name``, on the PATH or in :data:`SBIN`; ProgramMissing with
+    the sentence ``missing`` (what to install) when it is in neither."""
+    found = shutil.which(name) or shutil.which(name, path=SBIN)
+    if found is None:
+        raise ProgramMissing(missing)
+    return found
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -66,11 +66,10 @@ from mwkit.errors import (
     DirectoryError,
     InvalidInput,
     MwkitError,
-    ProgramMissing,
     StartFailed,
     StartTimeout,
 )
-from mwkit.procs import free_port, log_tail_text, spawn, stop_group
+from mwkit.procs import find_program, free_port, log_tail_text, spawn, stop_group
 from mwkit.traffic import Reload
 from mwkit.wizard.runtimes.process import marks
 
@@ -92,7 +91,6 @@ POLL, POLL_MIN, POLL_MAX = 0.5, 0.1, 10.0
 #: its supervisor is gone) still is, until someone changes the deployment.
 STOPPED_BY_OPERATOR = frozenset({Phase.DRAINING, Phase.STOPPING, Phase.STOPPED})
 #: Where system daemons live (Debian, Homebrew), often not on a user's PATH.
-SBIN = "/usr/sbin:/usr/local/sbin:/opt/homebrew/sbin"
 INSTALL = ("dnsmasq is not installed: `apt-get install dnsmasq-base` (Debian, Ubuntu) or "
            "`brew install dnsmasq` (macOS)")
 
@@ -150,10 +148,7 @@ def render_records(service: str, targets: Iterable[Target], ttl: int,
 def dnsmasq_binary() -> str:
     """Where dnsmasq is (Debian puts it in /usr/sbin, often not on a user's PATH), or an
     error that says what to install."""
-    path = shutil.which("dnsmasq") or shutil.which("dnsmasq", path=SBIN)
-    if path is None:
-        raise ProgramMissing(INSTALL)
-    return path
+    return find_program("dnsmasq", INSTALL)
 
 
 def free_dns_port(attempts: int = 20) -> int:

@@ -50,14 +50,13 @@ import requests
 
 from mwkit.approaches import POPULARITY_PATH
 from mwkit.directory import directory_client
-from mwkit.errors import DirectoryError, ProgramMissing, StartFailed
-from mwkit.procs import free_port, running
+from mwkit.errors import DirectoryError, StartFailed
+from mwkit.procs import find_program, free_port, running
 from mwkit.traffic import Reload
 
 log = logging.getLogger(__name__)
 
 INSTALL = "apt-get install haproxy (on macOS: brew install haproxy)"
-SBIN = os.pathsep.join(["/usr/sbin", "/usr/local/sbin"])  # where it is when not on PATH
 #: HAProxy names the server a call went to in this header (a server name of its config);
 #: its own 503 without it means it had no server to send the call to.
 SERVED_BY = "X-Mwkit-Server"
@@ -71,10 +70,7 @@ RECONNECT = 1.0  # seconds before following the Directory again after the stream
 def haproxy_binary() -> str:
     """The path of ``haproxy`` (Debian installs it in /usr/sbin, often not on a user's
     PATH); a short error saying what to install when there is none."""
-    found = shutil.which("haproxy") or shutil.which("haproxy", path=SBIN)
-    if found is None:
-        raise ProgramMissing(f"HAProxy is not installed: {INSTALL}")
-    return found
+    return find_program("haproxy", f"HAProxy is not installed: {INSTALL}")
 
 
 @contextlib.contextmanager

@@ -10,8 +10,8 @@ import dns.exception
 import pytest
 import requests
 
+from mwkit import procs
 from mwkit.approaches import Approach
-from mwkit.approaches import dns as dns_approach
 from mwkit.approaches.dns import HealthDns, PureDns, lookup, srv_name
 from mwkit.errors import ProgramMissing
 from mwkit.stack import Stack
@@ -129,7 +129,7 @@ def test_no_record_is_no_service_and_a_closed_server_stays_closed(stack):
 
 def test_without_dnsmasq_the_error_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(dns_approach, "SBIN", str(tmp_path))
+    monkeypatch.setattr(procs, "SBIN", str(tmp_path))
     with pytest.raises(ProgramMissing, match=r"dnsmasq is not installed: `apt-get install "
                                           r"dnsmasq-base`"):
         PureDns(SimpleNamespace(workdir=tmp_path), ttl=5)

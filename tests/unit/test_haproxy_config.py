@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mwkit.approaches import haproxy
+from mwkit import procs
 from mwkit.approaches.haproxy import (
     HaproxyReload,
     HaproxyRuntime,
@@ -90,7 +90,7 @@ def test_instances_beyond_the_slots_are_left_out_and_named():
 
 def test_a_missing_haproxy_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(haproxy, "SBIN", str(tmp_path))
+    monkeypatch.setattr(procs, "SBIN", str(tmp_path))
     for approach in (HaproxyReload("http://127.0.0.1:9"), HaproxyRuntime("http://127.0.0.1:9")):
         with pytest.raises(ProgramMissing, match=r"apt-get install haproxy .*brew install haproxy"):
             approach.__enter__()
