@@ -66,10 +66,10 @@ test-fast: $(STAMP)
 
 # The series on Docker with MariaDB, and once more with a three-member etcd cluster as the
 # Directory (on processes). Both leave out 07b, the policy lab: it measures Sherlock's
-# policies, the same on every runtime and Directory, and takes two minutes a run; and 08a,
+# policies, the same on every runtime and Directory, and takes two minutes a run; and 07c,
 # the approaches (dnsmasq and HAProxy on loopback beside processes: the same everywhere).
 NOT_ON_EVERY_RUNTIME = --ignore=notebooks/07b_the_fault_and_policy_lab.ipynb \
-	--ignore=notebooks/08a_approaches_and_trade_offs.ipynb
+	--ignore=notebooks/07c_approaches_and_trade_offs.ipynb
 
 test-notebooks-docker: $(STAMP)
 	MWKIT_RUNTIME=docker MWKIT_DB=mariadb $(BIN)/pytest $(NBVAL) $(NOT_ON_EVERY_RUNTIME) notebooks $(ARGS)

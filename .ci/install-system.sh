@@ -16,8 +16,8 @@ PACKAGES=(
     fonts-dejavu-core
     git              # the Microwizard deploys Git commits
     etcd-server
-    haproxy          # the server-side balancer of notebook 08a (approaches)
-    dnsmasq-base     # the DNS server of notebook 08a (approaches)
+    haproxy          # the server-side balancer of notebook 07c (approaches)
+    dnsmasq-base     # the DNS server of notebook 07c (approaches)
 )
 
 installed() {

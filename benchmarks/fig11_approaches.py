@@ -1,4 +1,4 @@
-"""Figure 11: four ways to find popularity through one scenario, side by side (notebook 08a).
+"""Figure 11: four ways to find popularity through one scenario, side by side (notebook 07c).
 
 Pure DNS (dnsmasq, records for every deployed instance, a caching resolver), DNS with
 health (fed from the Directory, SRV records), HAProxy reloaded on every change (debounced)

@@ -1,6 +1,6 @@
 """Four ways for a caller to find popularity, run side by side on the same instances.
 
-The lesson of notebook 08a: *how* a caller finds a service decides what it sees when
+The lesson of notebook 07c: *how* a caller finds a service decides what it sees when
 instances come, go and slow down. Every approach here is a real part fed from the same
 Directory (or, for pure DNS, from what the operator deployed), and every one answers the
 same question the same way: :meth:`Approach.call` makes one call to popularity the way
