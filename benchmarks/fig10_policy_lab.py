@@ -2,7 +2,7 @@
 each fault on one instance of four, on processes.
 
 For every fault and setting :func:`mwkit.lab.run_cell` restarts the monolith with the
-setting, reloads for 1 s with all four healthy, breaks the instance Sherlock liked best
+setting, reloads 25 times with all four healthy, breaks the instance Sherlock liked best
 (``slow``: 1.5 s late; ``failing``: half its calls 503; ``fast-fail``: every call 503 at
 once; ``hang``: SIGSTOP), reloads open-loop at ``RATE`` a second for ``seconds``, and
 mends it. Measured: the share of reloads answered within 1 s, the failed reloads, the
@@ -80,8 +80,8 @@ def run(quick: bool, scratch: Path, runtime: str = "process") -> Figure:
             figure.add(cell_metrics(row)[2])
     figure.notes.append(
         f"4 popularity instances on {runtime}; per cell the monolith restarted with the "
-        f"setting, 1 s of healthy reloads, then the fault on Sherlock's favourite instance and "
-        f"open-loop reloads at {RATE:.0f}/s for {seconds:.0f} s. Best setting: "
+        f"setting, {lab.WARM_UP} healthy reloads, then the fault on Sherlock's favourite "
+        f"instance and open-loop reloads at {RATE:.0f}/s for {seconds:.0f} s. Best setting: "
         f"{lab.name_of(BEST)}. Retry storm: 3 of 4 instances crashed, {lab.name_of(STORM)}, "
         "3 s of reloads, without and with retry_budget=0.2.")
     return figure

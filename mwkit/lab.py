@@ -20,11 +20,13 @@ from collections.abc import Callable, Sequence
 
 from mwkit.contract import Phase
 from mwkit.settings import Settings
-from mwkit.sherlock.guards import BUDGET_MIN_PER_SECOND, BUDGET_WINDOW
+from mwkit.sherlock.guards import BUDGET_MIN_PER_SECOND, BUDGET_WINDOW, HEDGE_MIN_SAMPLES
 from mwkit.traffic import Reload
 
 LIMIT = 1.0  # seconds: a reload slower than this counts as slow
-WARM_UP = 1.0  # seconds of reloads before the fault, not counted: Sherlock knows all four
+#: Reloads before the fault, not counted, at 20 a second: Sherlock has met all four, and
+#: hedging has the answers it needs before it hedges at all (HEDGE_MIN_SAMPLES).
+WARM_UP = HEDGE_MIN_SAMPLES + 5
 #: Sherlock's settings a lab cell may set; the rest stay as use_sherlock leaves them.
 SETTINGS = ("policy", "retries", "eject", "outlier_5xx", "retry_budget", "hedge", "deadline",
             "retry_5xx")
@@ -79,15 +81,16 @@ def name_of(settings: dict) -> str:
 
 def use(stack, settings: dict) -> list[Reload]:
     """Restart the monolith with ``settings`` (a setting left out is the kit's default, so
-    that cells do not inherit from each other) and reload for :data:`WARM_UP` seconds, so
-    that its new Sherlock has met the instances while all were healthy."""
+    that cells do not inherit from each other) and reload the page :data:`WARM_UP` times, so
+    that its new Sherlock has met the instances while all were healthy (and measured them:
+    without that, a hedge-on setting would meet the fault unable to hedge yet)."""
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise ValueError(f"not a Sherlock setting: {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(SETTINGS)}")
     defaults = Settings()
     stack.use_sherlock(**{key: settings.get(key, getattr(defaults, key)) for key in SETTINGS})
-    return stack.reloads(rate=10, duration=WARM_UP).run()
+    return stack.reloads(rate=20, count=WARM_UP).run()
 
 
 def favourite(records: Sequence[Reload]) -> str | None:
