@@ -22,7 +22,7 @@ from flask import Flask, jsonify, render_template, request
 
 from lobsters import db
 from lobsters.ranking import hotness
-from mwkit.errors import NoInstances
+from mwkit.sherlock.calls import failure_reason
 
 FRONT_PAGE_SIZE = 25
 POPULARITY_URL = "http://popularity/"  # a bare service name: Sherlock routes it
@@ -54,19 +54,6 @@ def front_page(database_url: str, limit: int = FRONT_PAGE_SIZE) -> list[dict]:
         })
     stories.sort(key=lambda story: (story["hotness"], story["id"]))
     return stories[:limit]
-
-
-def failure_reason(exc: BaseException) -> str:
-    """Why a call to popularity failed, for ``reason`` in ``/popular.json``.
-
-    Decided here, by the exception's class, so that readers of the JSON (mwkit.traffic)
-    never have to parse class names out of the human text in ``error``.
-    """
-    if isinstance(exc, NoInstances):  # first: it is a requests.ConnectionError too
-        return "no_instances"
-    if isinstance(exc, requests.Timeout):
-        return "timeout"
-    return "error"
 
 
 def whole_number(text: str | None) -> int | None:

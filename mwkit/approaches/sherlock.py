@@ -20,10 +20,10 @@ import requests
 
 from mwkit.approaches import POPULARITY_PATH
 from mwkit.directory import Message
-from mwkit.errors import NoInstances
 from mwkit.settings import Settings
 from mwkit.sherlock import Sherlock
-from mwkit.traffic import Reload
+from mwkit.sherlock.calls import failure_reason
+from mwkit.traffic import REASONS, Reload
 
 
 class CountingSherlock(Sherlock):
@@ -34,15 +34,6 @@ class CountingSherlock(Sherlock):
     def _apply(self, message: Message) -> None:
         super()._apply(message)
         self.pushes += 1  # only the watch thread writes it
-
-
-def outcome_of_failure(error: BaseException) -> str:
-    """The Reload outcome of a call that raised, as the monolith decides its ``reason``."""
-    if isinstance(error, NoInstances):  # first: it is a requests.ConnectionError too
-        return "no_service"
-    if isinstance(error, requests.Timeout):
-        return "timeout"
-    return "error"
 
 
 def what_sherlock_did(answer: object) -> dict:
@@ -120,7 +111,8 @@ class SherlockApproach:
             done = done or what_sherlock_did(error)
             response = getattr(error, "response", None)
             record = Reload(started, time.perf_counter() - clock, None, None,
-                            outcome_of_failure(error), getattr(response, "status_code", None),
+                            REASONS[failure_reason(error)],
+                            getattr(response, "status_code", None),
                             f"{type(error).__name__}: {error}", None, **done)
         with self._lock:
             self.retries += max(0, record.attempts - 1)

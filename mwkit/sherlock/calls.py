@@ -6,9 +6,26 @@ import threading
 from collections import deque
 from dataclasses import asdict, dataclass
 
+import requests
+
+from mwkit.errors import NoInstances
+
 OUTCOMES = ("ok", "error", "refused", "timeout", "no_instances", "cancelled")
 #: Why a failed attempt was not retried although retries were left (``denied``).
 DENIALS = ("budget", "deadline")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a call through Sherlock failed: ``"no_instances"``, ``"timeout"`` or ``"error"``.
+
+    Decided by the exception's class, so that readers of it (the monolith's
+    ``/popular.json``, :mod:`mwkit.traffic`) never parse class names out of the human text.
+    """
+    if isinstance(exc, NoInstances):  # first: it is a requests.ConnectionError too
+        return "no_instances"
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    return "error"
 
 
 @dataclass(frozen=True)
