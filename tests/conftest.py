@@ -114,6 +114,17 @@ def pytest_runtest_setup(item):
             pytest.skip(reason)
 
 
+@pytest.fixture(scope="module")
+def process_stack(tmp_path_factory):
+    """A demo stack on processes that one test module's tests share (it takes seconds to
+    start); each test leaves it as the next one expects."""
+    from mwkit.stack import Stack
+
+    with Stack(tmp_path_factory.mktemp("stack") / "work", runtime="process",
+               progress=lambda line: None) as stack:
+        yield stack
+
+
 @pytest.fixture
 def directory(tmp_path):
     """A real Directory process on a free loopback port; yields its URL."""

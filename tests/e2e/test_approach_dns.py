@@ -14,15 +14,12 @@ from mwkit import procs
 from mwkit.approaches import Approach
 from mwkit.approaches.dns import HealthDns, PureDns, lookup, srv_name
 from mwkit.errors import ProgramMissing
-from mwkit.stack import Stack
 from tests.helpers.wizard import wait_until
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("dns") / ".mwkit", runtime="process",
-               progress=lambda line: None) as stack:
-        yield stack
+def stack(process_stack):
+    return process_stack
 
 
 def popularity(stack) -> list[str]:

@@ -4,7 +4,6 @@ change (2015) or kept live through its runtime API, under scale-up, scale-down a
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 
 import pytest
@@ -18,42 +17,26 @@ from mwkit.approaches.haproxy import (
     haproxy_binary,
     render_config,
 )
+from mwkit.approaches.scenario import ApproachCalls
 from mwkit.stack import Stack
 from mwkit.traffic import Reload
+from tests.helpers.wizard import wait_until
 
 pytestmark = pytest.mark.haproxy
 
 
-class Calls:
-    """Call an approach again and again in a thread of its own, as a busy caller would
-    (one call every 20 ms, for at most 30 s), keeping every Reload."""
+class Calls(ApproachCalls):
+    """Calls to an approach, 50 a second for at most 30 s, as a busy caller makes them
+    (the scenario's own load), and what these tests ask of them."""
 
     def __init__(self, approach: Approach) -> None:
-        self.approach = approach
-        self.records: list[Reload] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        session, deadline = requests.Session(), time.monotonic() + 30
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self.records.append(self.approach.call(session, timeout=2.0))
-            self._stop.wait(0.02)
-        session.close()
+        super().__init__(approach, rate=50, duration=30)
 
     def answered_by(self, since: float = 0.0) -> set[str]:
-        return {r.service_id for r in self.records if r.ok and r.time >= since}
+        return {r.service_id for r in self.records() if r.ok and r.time >= since}
 
     def failed(self, since: float = 0.0) -> list[Reload]:
-        return [r for r in self.records if not r.ok and r.time >= since]
-
-    def __enter__(self) -> Calls:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        return [r for r in self.records() if not r.ok and r.time >= since]
 
 
 def lost_to_the_reload(failed: list[Reload]) -> int:
@@ -63,15 +46,6 @@ def lost_to_the_reload(failed: list[Reload]) -> int:
     at the pace of :class:`Calls`; see HaproxyReload)."""
     assert all(r.status is None and "closed connection" in r.error for r in failed), failed
     return len(failed)
-
-
-def until(predicate, timeout: float, what: str) -> float:
-    """Wait (polling) until ``predicate()`` holds; the seconds it took."""
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < timeout, f"{what} not within {timeout:g} s"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -85,20 +59,20 @@ def test_the_reloaded_haproxy_takes_a_scale_up_in_one_debounced_reload(stack):
     with HaproxyReload(stack.directory_url, debounce=2.0, workdir=stack.workdir) as haproxy, \
             Calls(haproxy) as calls:
         assert isinstance(haproxy, Approach)
-        until(lambda: calls.answered_by(), 5, "a first answer")
+        wait_until(lambda: calls.answered_by(), 5, "a first answer")
         first_worker = haproxy.workers()
         old = calls.answered_by()
         scaled = time.time()
         stack.scale(3)  # two registrations, well within the debounce window
-        until(lambda: len(calls.answered_by()) == 3, 10, "three instances answering")
+        wait_until(lambda: len(calls.answered_by()) == 3, 10, "three instances answering")
         assert haproxy.costs()["reloads"] == 1  # the burst made one reload
         assert haproxy.workers().isdisjoint(first_worker)  # ... by HAProxy's new worker
         # no call reached a new instance before the window (from the first change) was over
-        first_new = min(r.time for r in calls.records if r.ok and r.service_id not in old)
+        first_new = min(r.time for r in calls.records() if r.ok and r.service_id not in old)
         assert first_new - scaled >= 2.0
         assert lost_to_the_reload(calls.failed()) <= 1
-        assert haproxy.costs()["extra hops"] == len(calls.records)
-    assert {r.instance for r in calls.records} == {"popularity-v1-1", "popularity-v1-2",
+        assert haproxy.costs()["extra hops"] == len(calls.stop())  # every call: its hop
+    assert {r.instance for r in calls.records()} == {"popularity-v1-1", "popularity-v1-2",
                                                     "popularity-v1-3"}
 
 
@@ -106,11 +80,11 @@ def test_the_runtime_api_follows_scale_up_and_down_without_a_reload(stack):
     stack.scale(1)
     with HaproxyRuntime(stack.directory_url, slots=4, workdir=stack.workdir) as haproxy, \
             Calls(haproxy) as calls:
-        until(lambda: calls.answered_by(), 5, "a first answer")
+        wait_until(lambda: calls.answered_by(), 5, "a first answer")
         worker = haproxy.workers()
         started = time.monotonic()
         stack.scale(3)
-        until(lambda: len(calls.answered_by()) == 3, 5, "three instances answering")
+        wait_until(lambda: len(calls.answered_by()) == 3, 5, "three instances answering")
         scale_up = time.monotonic() - started
         stack.scale(1)  # graceful: deregistered, drained, then stopped
         after = time.time()
@@ -130,7 +104,7 @@ def test_the_runtime_api_follows_scale_up_and_down_without_a_reload(stack):
 
 def crash_one(stack, calls: Calls) -> tuple[str, float]:
     """kill -9 one of the stack's instances while ``calls`` run; (its id, when)."""
-    until(lambda: len(calls.answered_by()) == 2, 5, "both instances answering")
+    wait_until(lambda: len(calls.answered_by()) == 2, 5, "both instances answering")
     victim = next(s.instance for s in stack.status() if s.service == "popularity")
     killed = time.time()
     stack.inject(victim, "crash")
@@ -142,7 +116,7 @@ def test_kill_9_loses_no_call_while_haproxy_checks_its_servers(stack):
     with HaproxyReload(stack.directory_url, debounce=0.5) as reloaded, \
             HaproxyRuntime(stack.directory_url, slots=2) as live, \
             Calls(reloaded) as reloaded_calls, Calls(live) as live_calls:
-        until(lambda: len(reloaded_calls.answered_by()) == 2, 5, "both instances answering")
+        wait_until(lambda: len(reloaded_calls.answered_by()) == 2, 5, "both instances answering")
         slots = {s.instance: s.name for s in live.slots}
         victim, killed = crash_one(stack, live_calls)
         time.sleep(3.0)  # HAProxy's checks, and the Directory's lease running out

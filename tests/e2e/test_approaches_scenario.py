@@ -11,16 +11,13 @@ import requests
 from mwkit.approaches import Approach
 from mwkit.approaches.scenario import Phases, run_scenario, summarize, the_four
 from mwkit.approaches.sherlock import SherlockApproach
-from mwkit.stack import Stack
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("approaches") / "work", runtime="process",
-               progress=lambda line: None) as stack:
-        yield stack
+def stack(process_stack):
+    return process_stack
 
 
 def live(stack) -> list[str]:

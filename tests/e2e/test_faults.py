@@ -28,12 +28,6 @@ LEASE = 3.0  # popularity's lease: max(3 x period 1 s, 2 s)
 #: fault and the Directory sweeps every 0.1 s; the margin is for a busy machine).
 
 
-@pytest.fixture(scope="module")
-def process_stack(tmp_path_factory):
-    with Stack(tmp_path_factory.mktemp("faults") / "work", runtime="process") as stack:
-        yield stack
-
-
 @pytest.fixture
 def stack(process_stack):
     process_stack.scale(2)
