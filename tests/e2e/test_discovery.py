@@ -12,6 +12,7 @@ import requests
 from mwkit.directory import DirectoryClient
 from mwkit.procs import free_port, python_command, running, stop_group
 from mwkit.sherlock import NoInstances, Sherlock
+from tests.helpers.wizard import wait_until
 
 
 def steady_calls(session, count, interval=0.01, during=None, at=None):
@@ -94,8 +95,10 @@ def test_a_directory_restart_loses_no_call(make_fleet, tmp_path):
                 while len(DirectoryClient(url).instances("echo")) < 3:
                     assert time.monotonic() < deadline, "the Watsons did not re-register"
                     time.sleep(0.05)
+                # it tries the Directory again at most RECONNECT_MAX (1 s) apart: it may
+                # still be waiting when the Watsons are back
+                wait_until(lambda: sherlock.connected, 3, "Sherlock back on the stream")
                 sherlock.wait_for("echo", 3, timeout=3)
-                assert sherlock.connected
                 answers += steady_calls(session, 60)
     assert [a for a in answers if not isinstance(a, str)] == []
     assert set(answers[-60:]) == {"a", "b", "c"}
