@@ -19,9 +19,10 @@ import aiohttp
 
 from benchmarks.baselines import b64
 
-MARKERS = {  # (the stream is live, a change arrived), as bytes in each stream's body
-    "directory": (b"event: snapshot", b"event: update"),
-    "etcd": (b'"created":true', b'"events"'),
+MARKERS = {  # (the stream is live, the end of the message that says so, a change arrived),
+    # as bytes in each stream's body; a message's HTTP chunk ends with CRLF
+    "directory": (b"event: snapshot", b"\n\n\r\n", b"event: put"),
+    "etcd": (b'"created":true', b"\n\r\n", b'"events"'),
 }
 
 
@@ -32,12 +33,14 @@ class Subscriber(asyncio.Protocol):
     than what it measures, or a thousand streams in one loop measure the loop.
     """
 
-    def __init__(self, fanout: Fanout, request: bytes, live: bytes, change: bytes) -> None:
+    def __init__(self, fanout: Fanout, request: bytes, live: bytes, live_end: bytes,
+                 change: bytes) -> None:
         self.fanout, self.request = fanout, request
-        self.live_marker, self.change_marker = live, change
+        self.live_marker, self.live_end, self.change_marker = live, live_end, change
         self.ready = asyncio.Event()
         self.arrivals: list[float] = []
         self.bytes_after_ready = 0
+        self._head = bytearray()  # the stream until its first message (a snapshot) ended
         self._tail = b""
         self.transport: asyncio.Transport | None = None
 
@@ -47,14 +50,20 @@ class Subscriber(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.perf_counter()
-        seen = self._tail + data
-        self._tail = seen[-len(self.change_marker):]
-        if self.ready.is_set():
-            self.bytes_after_ready += len(data)
-            for _ in range(seen.count(self.change_marker)):
-                self.fanout.arrival(self, now)
-        elif self.live_marker in seen:
+        if not self.ready.is_set():  # a snapshot can span many reads: none of it counts
+            self._head += data
+            live = self._head.find(self.live_marker)
+            end = self._head.find(self.live_end, live) if live >= 0 else -1
+            if end < 0:
+                return
+            data = bytes(self._head[end + len(self.live_end):])
+            self._head = bytearray()
             self.ready.set()
+        seen = self._tail + data
+        self._tail = seen[-(len(self.change_marker) - 1):]  # a marker split between reads
+        self.bytes_after_ready += len(data)
+        for _ in range(seen.count(self.change_marker)):
+            self.fanout.arrival(self, now)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -149,20 +158,34 @@ def instance_body(index: int, change: int = 0) -> dict:
             "ttl": 600}
 
 
-async def directory_put(session: aiohttp.ClientSession, url: str, service: str,
-                        index: int, change: int = 0) -> None:
-    async with session.put(f"{url}/v1/services/{service}/instances/i{index}",
-                           json=instance_body(index, change)) as response:
-        response.raise_for_status()
-        await response.read()
+def directory_registration(service: str, index: int, change: int = 0) -> tuple[str, str, dict]:
+    """Method, path and body of one Directory registration (any HTTP client sends it)."""
+    return "PUT", f"/v1/services/{service}/instances/i{index}", instance_body(index, change)
 
 
-async def etcd_put(session: aiohttp.ClientSession, url: str, prefix: str, index: int,
-                   change: int = 0, lease: str | None = None) -> None:
+def etcd_registration(prefix: str, index: int, change: int = 0,
+                      lease: str | None = None) -> tuple[str, str, dict]:
+    """The same instance as an etcd key through the gateway: a put, on ``lease`` if given."""
     body = {"key": b64(f"{prefix}i{index}"),
             "value": b64(json.dumps(instance_body(index, change)))}
     if lease:
         body["lease"] = lease
-    async with session.post(f"{url}/v3/kv/put", json=body) as response:
+    return "POST", "/v3/kv/put", body
+
+
+async def send(session: aiohttp.ClientSession, url: str,
+               registration: tuple[str, str, dict]) -> None:
+    method, path, body = registration
+    async with session.request(method, f"{url}{path}", json=body) as response:
         response.raise_for_status()
         await response.read()
+
+
+async def directory_put(session: aiohttp.ClientSession, url: str, service: str,
+                        index: int, change: int = 0) -> None:
+    await send(session, url, directory_registration(service, index, change))
+
+
+async def etcd_put(session: aiohttp.ClientSession, url: str, prefix: str, index: int,
+                   change: int = 0, lease: str | None = None) -> None:
+    await send(session, url, etcd_registration(prefix, index, change, lease))
