@@ -6,15 +6,19 @@ a time, the same client code in one asyncio loop):
 - against instances in ONE service (10 -> 10,000): the service is filled to ``n``,
   ``WATCHERS`` subscribers attach, then (a) ``CHANGES`` re-registrations of one instance
   with new metadata, ``PAUSE`` apart, each timed to every subscriber (the push delay, as in
-  figure 3), (b) the closed loop of figure 4 re-registers the ``n`` instances with new
-  metadata for a short window (every one a change pushed to the subscribers, and the
-  service stays at ``n``), (c) the server's resident memory (RSS of the process that
-  listens on its port) and the bytes one subscriber got per change;
+  figure 3) and the bytes one subscriber got per change, (b) the server's resident memory
+  (RSS of the process that listens on its port), (c) the closed loop of figure 4
+  re-registers the ``n`` instances with new metadata for a short window (every one a
+  change pushed to the subscribers, and the service stays at ``n``). A subscriber that
+  falls too far behind meanwhile may be cut off by the server: the figure says where;
 - against subscribers (10 -> 5,000) of a small service (``SMALL`` instances): the same
   three readings with ``N`` subscribers attached.
 
 etcd is reached through its gRPC gateway (HTTP/JSON, as in figures 3 and 4); an instance
-is a key on one lease, a re-registration a put of its key on that lease.
+is a key on one lease, a re-registration a put of its key on that lease. A point that
+cannot be measured (the service's cap answers 409, more streams than this process may open
+even with its soft limit of open files raised to the hard one, the time budget spent) is
+left out with a note, and the curve goes on or stops there.
 
 "Flat per operation" here: registrations per second at the largest service stay at least
 half of those at 10 instances (a per-change cost that grew with the service's size, as a
@@ -156,7 +160,7 @@ class Target:
     async def point(self, size: int, subscribers: int, changes: int, seconds: float,
                     deadline: Deadline, process: psutil.Process) -> Point:
         """With ``subscribers`` attached to a service of ``size``: timed changes, the
-        closed loop of re-registrations, the server's memory."""
+        server's memory, the closed loop of re-registrations."""
         async def reregister(client: Client, number: int) -> None:
             await client.call(*self.registration(number % size))
 
@@ -266,6 +270,14 @@ def point_metrics(kind: str, what: str, n: int, point: Point) -> list[Metric]:
     return metrics
 
 
+def memory_growth(curve: Curve) -> float | None:
+    """KiB of resident memory per instance (or subscriber) added along the curve."""
+    if len(curve.points) < 2:
+        return None
+    first, last = min(curve.points), max(curve.points)
+    return (curve.points[last].memory - curve.points[first].memory) * 1024 / (last - first)
+
+
 def largest_in_both(curves: dict[str, Curve]) -> tuple[int, Point, Point] | None:
     """The largest size both registries reached, and their points there."""
     mine, theirs = curves["directory"].points, curves["etcd"].points
@@ -362,10 +374,10 @@ def run(quick: bool, scratch: Path, png: Path = PNG, instances: tuple[int, ...] 
                 figure.add(*point_metrics(kind, what, n, point))
     figure.add(*comparisons(by_instances, by_subscribers))
     figure.notes.append(
-        f"Per point: {CHANGES[quick]} timed changes {PAUSE * 1000:.0f} ms apart, then "
-        f"{SECONDS[quick]:.0f} s of re-registrations from {CONCURRENCY} keep-alive "
-        "connections (after a 1 s warm-up) while every subscriber's stream is read by the "
-        "same client loop; then the RSS of the server's process. Server and client share "
+        f"Per point: {CHANGES[quick]} timed changes {PAUSE * 1000:.0f} ms apart; the RSS "
+        f"of the server's process; then {SECONDS[quick]:.0f} s of re-registrations from "
+        f"{CONCURRENCY} keep-alive connections (after a 1 s warm-up) while every "
+        "subscriber's stream is read by the same client loop. Server and client share "
         "this machine's cores: at thousands of subscribers the client's reading is part of "
         "what is measured, for both registries alike.")
     figure.notes.append(
@@ -373,6 +385,12 @@ def run(quick: bool, scratch: Path, png: Path = PNG, instances: tuple[int, ...] 
         "of those at 10 instances. Memory is the process's resident set when the point was "
         "read; it grows with what the point holds and is rarely given back, so along a "
         "curve it is a high-water mark.")
+    growths = [f"{NAMES[kind]} {growth:.1f} per {what[:-1]}"
+               for what, curves in (("instances", by_instances), ("subscribers", by_subscribers))
+               for kind, curve in curves.items() if (growth := memory_growth(curve)) is not None]
+    if growths:
+        figure.notes.append("Resident memory per instance, per subscriber added (KiB, from "
+                            "the smallest point to the largest): " + "; ".join(growths) + ".")
     cut = [f"{NAMES[kind]} {n:,} {what}" for what, curves in (("instances", by_instances),
                                                               ("subscribers", by_subscribers))
            for kind, curve in curves.items() for n, point in curve.points.items() if point.cut]
