@@ -2,18 +2,20 @@
 
 No timing is asserted: what is checked is that both curves hold every point for both
 registries with sane numbers, that the three targets are judged, that a subscriber count
-this machine cannot open is left out with a note (not a crash), and that the PNG is drawn.
+this machine cannot open and a service past its cap are left out with a note (not a
+crash), and that the PNG is drawn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import resource
 
 import pytest
 
 from benchmarks import fig13_cost_curves
-from benchmarks.common import Figure
+from benchmarks.common import Deadline, Figure
 from benchmarks.streams import MARKERS, Fanout, Subscriber
 
 pytestmark = pytest.mark.timeout(180)
@@ -73,3 +75,16 @@ def test_a_subscriber_counts_no_byte_of_a_snapshot_that_spans_many_reads():
     subscriber.data_received(change[:split])
     subscriber.data_received(change[split:])
     assert subscriber.bytes_after_ready == len(change) and len(subscriber.arrivals) == 1
+
+
+def test_a_service_at_its_cap_ends_the_curve_with_a_note(tmp_path):
+    from mwkit.directory import run_directory
+    from mwkit.directory.registry import MAX_INSTANCES_PER_SERVICE
+
+    beyond = MAX_INSTANCES_PER_SERVICE + 1
+    with run_directory(log_path=tmp_path / "directory.log") as url:
+        curve = asyncio.run(fig13_cost_curves.against_instances(
+            "directory", url, (10, beyond), True, Deadline(60)))
+    assert list(curve.points) == [10]
+    assert curve.notes[0].startswith(f"Directory: stopped filling the service at {beyond:,}")
+    assert ": 409 " in curve.notes[0], curve.notes
