@@ -34,7 +34,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.common import Deadline, Figure, Metric, below, ms
-from mwkit.directory import DirectoryError, directory_client
+from mwkit.directory import DirectoryError, Message, directory_client
 from mwkit.stack import Stack
 from mwkit.wizard.runtimes import Handle
 
@@ -62,13 +62,19 @@ class PushWatcher:
         while not self._closed.is_set():
             with contextlib.suppress(DirectoryError):
                 for message in self.client.watch():
-                    self._note(message.data, time.time())
+                    self._note(message, time.time())
             self._closed.wait(0.1)  # a stream that ended at once is not a busy loop
 
-    def _note(self, data: dict, now: float) -> None:
-        services = data.get("services") or {data.get("service"): data.get("instances", [])}
-        for instance in services.get(self.service, []):
-            self.seen.setdefault(instance["id"], now)
+    def _note(self, message: Message, now: float) -> None:
+        """The time each instance of the service was first pushed (in a snapshot or a put)."""
+        if message.kind == "snapshot":
+            instances = message.data["services"].get(self.service, [])
+        else:
+            instances = [message.data.get("instance") or {}] if message.data["service"] == \
+                self.service else []
+        for instance in instances:
+            if "id" in instance:
+                self.seen.setdefault(instance["id"], now)
 
     def close(self, timeout: float = 3.0) -> None:
         self._closed.set()

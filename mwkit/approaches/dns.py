@@ -61,7 +61,7 @@ import requests
 
 from mwkit.approaches import POPULARITY_PATH
 from mwkit.contract import Phase
-from mwkit.directory import directory_client
+from mwkit.directory import ServiceTable, directory_client
 from mwkit.errors import (
     DirectoryError,
     InvalidInput,
@@ -518,6 +518,7 @@ class HealthDns(DnsApproach):
     def __init__(self, stack, ttl: int = 5, service: str = SERVICE) -> None:
         self.directory_url = stack.directory_url
         self._subscription = None
+        self._listed = ServiceTable()  # the Directory's lists, kept from its stream
         super().__init__(stack, ttl, service)
 
     def listed(self, instances: list[dict]) -> list[Target]:
@@ -531,7 +532,9 @@ class HealthDns(DnsApproach):
             subscription.close()
             raise DirectoryError(f"the Directory at {self.directory_url} sent no snapshot "
                                  f"within {self.FIRST_WAIT:.0f} s")
-        return subscription, self.listed(first.data["services"].get(self.service, []))
+        self._listed = ServiceTable()
+        self._listed.apply(first)
+        return subscription, self.listed(self._listed.instances(self.service))
 
     def _first(self) -> list[Target]:
         self._subscription, targets = self._subscribe()
@@ -546,10 +549,8 @@ class HealthDns(DnsApproach):
                 message = self._subscription.next(timeout=0.2)
                 if message is None:
                     continue
-                if message.kind == "snapshot":
-                    self.server.serve(self.listed(message.data["services"].get(self.service, [])))
-                elif message.data.get("service") == self.service:
-                    self.server.serve(self.listed(message.data["instances"]))
+                if self.service in self._listed.apply(message):
+                    self.server.serve(self.listed(self._listed.instances(self.service)))
             except (MwkitError, OSError) as error:  # the stream ended: keep the records
                 log.warning("DNS with health: %s; subscribing again", error)
                 self._drop_subscription()

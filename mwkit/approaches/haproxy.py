@@ -49,7 +49,7 @@ import psutil
 import requests
 
 from mwkit.approaches import POPULARITY_PATH
-from mwkit.directory import directory_client
+from mwkit.directory import ServiceTable, directory_client
 from mwkit.errors import DirectoryError, StartFailed
 from mwkit.procs import find_program, free_port, running
 from mwkit.traffic import Reload
@@ -304,8 +304,9 @@ class _Haproxy:
         while not self._closing.is_set():
             try:
                 with directory.subscribe() as stream:
+                    listed = ServiceTable()  # the stream's snapshot, then its changes
                     while not self._closing.is_set():
-                        self._on_change(self._listed(stream.next(STREAM_TICK)))
+                        self._on_change(self._listed(listed, stream.next(STREAM_TICK)))
             except DirectoryError as error:
                 log.warning("%s: lost the Directory (%s); HAProxy keeps what it has",
                             self.name, error)
@@ -316,15 +317,11 @@ class _Haproxy:
                 self._closing.wait(RECONNECT)
         directory.close()
 
-    def _listed(self, message) -> list[dict] | None:
-        """The service's instance list in a stream message, or None if it has no news."""
-        if message is None:
+    def _listed(self, listed: ServiceTable, message) -> list[dict] | None:
+        """The service's instance list after a stream message, or None if it has no news."""
+        if message is None or self.service not in listed.apply(message):
             return None
-        if message.kind == "snapshot":
-            return message.data["services"].get(self.service, [])
-        if message.data["service"] == self.service:
-            return message.data["instances"]
-        return None
+        return listed.instances(self.service)
 
     def _count(self, kind: str, n: int = 1) -> None:
         with self._lock:

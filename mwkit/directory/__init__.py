@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mwkit.contract import DIRECTORY_TOKEN
-from mwkit.directory.client import DirectoryClient, DirectoryError, Message
+from mwkit.directory.client import DirectoryClient, DirectoryError, Message, ServiceTable
 from mwkit.procs import free_port, spawn, stop_group, wait_for_http
 
-__all__ = ["DIRECTORY_PORT", "DirectoryClient", "DirectoryError", "Message",
+__all__ = ["DIRECTORY_PORT", "DirectoryClient", "DirectoryError", "Message", "ServiceTable",
            "directory_client", "directory_command", "run_directory", "start_directory"]
 
 #: The Directory's port where it has one of its own (``mwkit directory``, a container).

@@ -24,7 +24,9 @@ from mwkit.errors import DirectoryError
 
 @dataclass(frozen=True)
 class Message:
-    """One message of the push stream: ``snapshot`` or ``update``."""
+    """One message of the push stream: a ``snapshot`` of every service (with the
+    Directory's ``epoch``), then one ``put`` (``data["instance"]`` registered or updated)
+    or ``delete`` (``data["id"]`` gone) per change of ``data["service"]``."""
 
     kind: str
     data: dict
@@ -34,8 +36,53 @@ class Message:
         return self.data["version"]
 
     @property
-    def epoch(self) -> str:
-        return self.data["epoch"]
+    def epoch(self) -> str | None:
+        """The Directory's epoch: in a snapshot only (a change belongs to the epoch of the
+        snapshot before it)."""
+        return self.data.get("epoch")
+
+
+class ServiceTable:
+    """Every service's instances, as a subscriber keeps them from the push stream.
+
+    The stream sends the whole state once (a snapshot) and then only changes, one instance
+    at a time, so each subscriber holds the table itself; :meth:`apply` is all it takes.
+    An instance keeps its place in its service's list when it is updated, and a new one
+    goes last, which is the order the Directory lists them in.
+    """
+
+    def __init__(self) -> None:
+        self.epoch: str | None = None
+        self.version = 0
+        self._services: dict[str, dict[str, dict]] = {}
+
+    def apply(self, message: Message) -> set[str]:
+        """Apply one message; returns the names of the services it changed."""
+        if message.kind == "snapshot":
+            before = set(self._services)
+            self._services = {name: {i["id"]: i for i in instances}
+                              for name, instances in message.data["services"].items()}
+            self.epoch = message.epoch
+            changed = before | set(self._services)
+        else:
+            service = message.data["service"]
+            instances = self._services.setdefault(service, {})
+            if message.kind == "put":
+                instance = message.data["instance"]
+                instances[instance["id"]] = instance
+            else:
+                instances.pop(message.data["id"], None)
+            if not instances:
+                del self._services[service]
+            changed = {service}
+        self.version = message.version
+        return changed
+
+    def instances(self, service: str) -> list[dict]:
+        return list(self._services.get(service, {}).values())
+
+    def services(self) -> dict[str, list[dict]]:
+        return {name: list(instances.values()) for name, instances in self._services.items()}
 
 
 def normalise_url(url: str) -> str:

@@ -19,8 +19,8 @@ version, epoch                  revision, cluster id
 
 :meth:`EtcdDirectoryClient.watch` is list-then-watch, the pattern of Kubernetes informers:
 it lists the prefix (one ``snapshot`` message), then watches from the next revision and
-turns each event into an ``update`` message carrying the service's whole list, as the
-Directory's stream does, so Sherlock needs no change. When the watch breaks or etcd says
+turns each event into a ``put`` or ``delete`` message of one instance, as the Directory's
+stream does, so Sherlock needs no change. When the watch breaks or etcd says
 the revision was compacted, the stream ends; the caller reconnects and lists again, and
 meanwhile routes with the table it has. Another member of the cluster is tried when one
 does not answer.
@@ -284,7 +284,8 @@ class EtcdDirectoryClient:
 
     def watch(self, since: int | None = None, epoch: str | None = None,
               read_timeout: float = 30.0) -> Iterator[Message]:
-        """List, then watch: a ``snapshot`` message, then one ``update`` per change.
+        """List, then watch: a ``snapshot`` message, then one ``put`` or ``delete`` per
+        change, as the Directory's stream (etcd's watch events are already one key each).
 
         ``since`` and ``epoch`` are accepted for the Directory client's signature: every
         (re)connection lists again, which is what etcd's own clients do after a compaction.
@@ -295,17 +296,12 @@ class EtcdDirectoryClient:
         for events in self._changes(PREFIX, revision + 1, read_timeout):
             for event in events:
                 service, _, instance_id = unb64(event["kv"]["key"])[len(PREFIX):].partition("/")
-                known = {i["id"]: i for i in services.get(service, [])}
+                change = {"version": int(event["kv"].get("mod_revision", 0)), "service": service}
                 if event.get("type") == "DELETE":
-                    known.pop(instance_id, None)
+                    yield Message("delete", {**change, "id": instance_id})
                 else:
-                    known[instance_id] = json.loads(unb64(event["kv"]["value"]))
-                services[service] = sorted(known.values(), key=lambda i: i["id"])
-                yield Message("update", {
-                    "epoch": epoch, "version": int(event["kv"].get("mod_revision", 0)),
-                    "service": service, "instances": services[service]})
-                if not services[service]:
-                    del services[service]
+                    instance = json.loads(unb64(event["kv"]["value"]))
+                    yield Message("put", {**change, "instance": instance})
 
     def events(self, since: int = 0) -> list[dict]:
         """The Directory's event log, as etcd can give it: the changes an :class:`EventFeed`

@@ -1,15 +1,15 @@
 """The Directory's state: services, their instances, leases and a version counter.
 
 This module is pure logic, with no I/O, so that it can be read (and tested) on its own.
-Every change to a service's instance list bumps the global ``version`` by one and produces
-a :class:`Change` carrying the service's *complete* list of instances, which is what the
-server pushes to every subscriber. Since a subscriber replaces a service's whole list on each
-change, one that reconnects needs, for each service changed since the version it last saw,
-only that service's *current* list: the history keeps one version number per service, not
-a list per change, so memory stays linear in the instances (the old list-per-change history
-grew with the square of a service's size). A service holds at most
-``MAX_INSTANCES_PER_SERVICE`` instances, so one careless or hostile client cannot make
-every change, and every push, arbitrarily large.
+Every change bumps the global ``version`` by one and produces a :class:`Change` that
+carries only what changed: one instance put (registered or updated) or deleted (gone,
+expired). That is what the server pushes to every subscriber, so the work and the bytes of
+a change do not grow with the service's size: a subscriber keeps its own table and applies
+each change to it (:class:`mwkit.directory.client.ServiceTable`), as etcd's and Kubernetes'
+watchers do. A subscriber that reconnects gets the changes it missed from a bounded
+history of the last ``history`` changes, or, when it is further behind (or the Directory
+restarted), a snapshot of everything. A service holds at most ``MAX_INSTANCES_PER_SERVICE``
+instances, so one careless or hostile client cannot make a snapshot arbitrarily large.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from mwkit.errors import ServiceFull
 
-MAX_INSTANCES_PER_SERVICE = 1000  # far beyond a workshop; each change pushes the whole list
+MAX_INSTANCES_PER_SERVICE = 10_000  # far beyond a workshop; a snapshot lists them all
 
 
 @dataclass
@@ -38,8 +39,8 @@ class Registration:
     expires_at: float = field(repr=False)  # monotonic time, for the lease
 
     def __post_init__(self) -> None:
-        # Built once: every change of a service lists all its instances again, so a
-        # service of n instances would otherwise cost n dictionaries per registration.
+        # Built once, and shared by the snapshots, the pushed change and the history:
+        # nothing is copied per subscriber or per snapshot.
         self._json = {
             "service": self.service,
             "id": self.id,
@@ -57,18 +58,23 @@ class Registration:
 
 @dataclass(frozen=True)
 class Change:
-    """The complete instance list of one service after a change (empty: the service is gone)."""
+    """One change of one service: an instance put (``instance`` is its JSON) or deleted
+    (``instance`` is None: only its ``instance_id`` is left to say)."""
 
     version: int
     service: str
-    instances: tuple[dict, ...]
+    instance_id: str
+    instance: dict | None = None
+
+    @property
+    def kind(self) -> str:
+        """The push stream's event name: ``put`` or ``delete``."""
+        return "delete" if self.instance is None else "put"
 
     def to_json(self) -> dict:
-        return {"version": self.version, "service": self.service,
-                "instances": list(self.instances)}
-
-    def to_message(self, epoch: str) -> dict:
-        return {"epoch": epoch, **self.to_json()}
+        if self.instance is None:
+            return {"version": self.version, "service": self.service, "id": self.instance_id}
+        return {"version": self.version, "service": self.service, "instance": self.instance}
 
 
 @dataclass(frozen=True)
@@ -105,11 +111,10 @@ class Registry:
         self.epoch = uuid.uuid4().hex[:12]
         self.version = 0
         self._services: dict[str, dict[str, Registration]] = {}
-        # service -> version of its last change, oldest first (a removed service stays, with
-        # an empty list, until pushed out): at most ``history`` entries.
-        self._last_change: dict[str, int] = {}
-        self._history = history
-        self._forgotten = 0  # a subscriber behind this version needs a snapshot
+        # The last ``history`` changes, oldest first, with no gap in their versions: what a
+        # subscriber that reconnects may have missed (an instance's JSON is shared with
+        # its registration, so a change costs a few references, not a copy).
+        self._history: deque[Change] = deque(maxlen=history)
         self.max_instances = max_instances
         self.events: deque[Event] = deque(maxlen=event_log)
         self._clock = clock
@@ -140,7 +145,8 @@ class Registry:
             service=service, id=instance_id, address=address, metadata=metadata, ttl=ttl,
             registered_at=self._wall_clock(), expires_at=expires_at,
         )
-        return self._changed(service, kind, instance_id, address)
+        return self._changed(service, kind, instance_id, address,
+                             instances[instance_id].to_json())
 
     def heartbeat(self, service: str, instance_id: str) -> bool:
         """Renew a lease. False when the instance is unknown (it must register again)."""
@@ -173,23 +179,18 @@ class Registry:
                                          instance.address))
         return changes
 
-    def _changed(self, service: str, kind: str, instance_id: str, address: str) -> Change:
+    def _changed(self, service: str, kind: str, instance_id: str, address: str,
+                 instance: dict | None = None) -> Change:
+        """Record one change (``instance`` None: a deletion); nothing here grows with the
+        service's size."""
         self.version += 1
-        instances = self._services.get(service, {})
-        if not instances:
+        if not self._services.get(service):
             self._services.pop(service, None)
-        self._last_change.pop(service, None)  # re-inserted last: the dict stays in order
-        self._last_change[service] = self.version
-        if len(self._last_change) > self._history:
-            oldest = next(iter(self._last_change))
-            self._forgotten = self._last_change.pop(oldest)
+        change = Change(self.version, service, instance_id, instance)
+        self._history.append(change)
         self.events.append(Event(self.version, self._wall_clock(), kind, service,
                                  instance_id, address))
-        return self._current(service)
-
-    def _current(self, service: str) -> Change:
-        return Change(self._last_change[service], service,
-                      tuple(i.to_json() for i in self._services.get(service, {}).values()))
+        return change
 
     # --- reads ------------------------------------------------------------------------
 
@@ -208,20 +209,15 @@ class Registry:
         return len(self._services)
 
     def changes_since(self, epoch: str | None, version: int) -> list[Change] | None:
-        """What a subscriber that saw ``version`` missed: one change per service changed
-        since, with its current list and the version of its last change, oldest first.
+        """What a subscriber that saw ``version`` missed: every change since, oldest first.
         None when the history no longer reaches back (or the version belongs to another
         epoch): the subscriber needs a snapshot."""
         if epoch != self.epoch or version > self.version or version < 0:
             return None
-        if version < self._forgotten:
+        missed = self.version - version
+        if missed > len(self._history):
             return None
-        missed = []
-        for service in reversed(self._last_change):  # newest first: stop at the first seen
-            if self._last_change[service] <= version:
-                break
-            missed.append(self._current(service))
-        return missed[::-1]
+        return list(islice(self._history, len(self._history) - missed, None))
 
     def events_since(self, version: int = 0) -> list[dict]:
         return [event.to_json() for event in self.events if event.version > version]

@@ -2,8 +2,9 @@
 
 Built on aiohttp (asyncio) because the interesting part is the push: one process holds a
 long-lived connection per subscriber, and a change must reach a thousand of them within
-milliseconds. Each change is encoded once and put on every subscriber's queue; each
-subscriber's own task writes it out. A subscriber too slow to keep up is disconnected,
+milliseconds. A change is one instance put or deleted, never a service's whole list (see
+:mod:`mwkit.directory.registry`); it is encoded once and put on every subscriber's queue;
+each subscriber's own task writes it out. A subscriber too slow to keep up is disconnected,
 and gets a fresh snapshot when it reconnects: "too slow" means more than
 ``SUBSCRIBER_QUEUE`` messages or ``SUBSCRIBER_BYTES`` bytes waiting for it, or a write that
 has not gone out after ``WRITE_TIMEOUT`` seconds (a client that stopped reading). Without
@@ -40,6 +41,13 @@ def sse(event: str, payload: dict, event_id: int | None = None) -> bytes:
     """One Server-Sent Event, encoded."""
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+def pushed(change: Change) -> bytes:
+    """A change as the stream carries it: ``put`` (the instance) or ``delete`` (its id).
+    The epoch is in the snapshot only: a subscriber that reconnects says which epoch it
+    saw, and gets a snapshot when that is not this Directory's."""
+    return sse(change.kind, change.to_json(), change.version)
 
 
 class Subscriber:
@@ -113,7 +121,7 @@ class Broker:
 
     def publish(self, changes: list[Change]) -> None:
         for change in changes if self.subscribers else []:  # nobody listens: do not encode
-            self.send(sse("update", change.to_message(self.epoch), change.version))
+            self.send(pushed(change))
 
     def keepalive(self) -> None:
         """A comment line on every stream, so that clients notice a vanished Directory."""
@@ -250,8 +258,8 @@ class DirectoryServer:
                                   "events": self.registry.events_since(since)})
 
     async def watch(self, request: web.Request) -> web.StreamResponse:
-        """The push stream: a snapshot (or the missed changes), then every change as it
-        happens."""
+        """The push stream: a snapshot (or, for a subscriber that says which ``epoch`` and
+        version it saw, the changes it missed), then every change as it happens."""
         since = validate.version(request.query.get("since"))
         epoch = request.query.get("epoch")
         registry = self.registry
@@ -260,8 +268,7 @@ class DirectoryServer:
         if missed is None:
             first = [sse("snapshot", registry.snapshot(), registry.version)]
         else:
-            first = [sse("update", change.to_message(registry.epoch), change.version)
-                     for change in missed]
+            first = [pushed(change) for change in missed]
         subscriber = self.broker.subscribe(request)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
@@ -287,15 +294,18 @@ class DirectoryServer:
             last_keepalive = time.monotonic()
             while True:
                 await asyncio.sleep(self.sweep_interval)
-                if time.monotonic() - last_keepalive >= KEEPALIVE_SECONDS:
-                    self.broker.keepalive()
-                    last_keepalive = time.monotonic()
-                self.broker.drop_gone()
-                changes = self.registry.expire()
-                for change in changes:
-                    log.info("lease expired: %s now has %d instance(s)", change.service,
-                             len(change.instances))
-                self.broker.publish(changes)
+                try:
+                    if time.monotonic() - last_keepalive >= KEEPALIVE_SECONDS:
+                        self.broker.keepalive()
+                        last_keepalive = time.monotonic()
+                    self.broker.drop_gone()
+                    changes = self.registry.expire()
+                    for change in changes:
+                        log.info("lease expired: %s of %s", change.instance_id, change.service)
+                    self.broker.publish(changes)
+                except Exception:  # a bug must not stop every lease from expiring, for good
+                    log.exception("the lease sweep failed; it runs again in %s s",
+                                  self.sweep_interval)
 
         task = asyncio.create_task(loop())
         yield

@@ -1,7 +1,8 @@
 """Sherlock's core: a live routing table fed by the Directory's push stream.
 
 A background thread holds the Directory's watch stream open. The first message is a
-snapshot of every service; each later one replaces one service's instance list. If the
+snapshot of every service; each later one puts or deletes one instance, and Sherlock keeps
+the Directory's lists itself (a :class:`~mwkit.directory.client.ServiceTable`). If the
 stream breaks (the Directory restarted, say), Sherlock keeps routing with the table it
 has and reconnects with the last version it saw, so it gets exactly what it missed.
 
@@ -47,7 +48,7 @@ import time
 
 import requests
 
-from mwkit.directory import DirectoryError, Message, directory_client
+from mwkit.directory import DirectoryError, Message, ServiceTable, directory_client
 from mwkit.errors import InvalidInput, NoInstances
 from mwkit.sherlock.adapter import SherlockAdapter
 from mwkit.sherlock.calls import CallLog, CallRecord
@@ -105,7 +106,8 @@ class Sherlock:
         self.version = 0
         self.epoch: str | None = None
         self.connected = False
-        self._table: dict[str, list[Endpoint]] = {}
+        self._listed = ServiceTable()  # what the Directory lists, kept from its stream
+        self._table: dict[str, list[Endpoint]] = {}  # ... as endpoints, with their statistics
         self._previous: dict[str, list[Endpoint]] = {}  # the table of the Directory's last epoch
         self._previous_until = 0.0  # ... routable until then (monotonic seconds)
         self._policies: dict[str, object] = {}
@@ -134,17 +136,12 @@ class Sherlock:
 
     def _apply(self, message: Message) -> None:
         with self._changed:
-            if message.kind == "snapshot":
-                if self.epoch is not None and message.epoch != self.epoch:
-                    self._keep_for_grace(time.monotonic())
-                services = message.data["services"]
-                for gone in set(self._table) - set(services):
-                    del self._table[gone]
-            else:
-                services = {message.data["service"]: message.data["instances"]}
-            for service, instances in services.items():
-                self._replace(service, instances)
-            self.version, self.epoch = message.version, message.epoch
+            if message.kind == "snapshot" and self.epoch is not None \
+                    and message.epoch != self.epoch:
+                self._keep_for_grace(time.monotonic())
+            for service in self._listed.apply(message):
+                self._replace(service, self._listed.instances(service))
+            self.version, self.epoch = self._listed.version, self._listed.epoch
             self.connected = True
             self._changed.notify_all()
 

@@ -3,13 +3,14 @@
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import psutil
 import pytest
 import requests
 
-from mwkit.directory import DirectoryClient, DirectoryError, run_directory
+from mwkit.directory import DirectoryClient, DirectoryError, ServiceTable, run_directory
 from mwkit.directory.registry import MAX_INSTANCES_PER_SERVICE
 from mwkit.directory.server import WRITE_TIMEOUT
 
@@ -21,42 +22,47 @@ def put(url, service, instance, body, **kwargs):
 
 def test_registration_reaches_a_subscriber(directory):
     client = DirectoryClient(directory)
-    messages, subscribed, got_update = [], threading.Event(), threading.Event()
+    messages, subscribed, got_put = [], threading.Event(), threading.Event()
 
     def follow():
         for message in DirectoryClient(directory).watch():
             messages.append(message)
             subscribed.set()
-            if message.kind == "update":
-                got_update.set()
+            if message.kind == "put":
+                got_put.set()
                 return
 
     threading.Thread(target=follow, daemon=True).start()
     assert subscribed.wait(5)
     client.register("popularity", "p1", "127.0.0.1:5001", {"tag": "v1"})
-    assert got_update.wait(5)
-    snapshot, update = messages
+    assert got_put.wait(5)
+    snapshot, put_ = messages
     assert (snapshot.kind, snapshot.data["services"]) == ("snapshot", {})
-    assert update.data["service"] == "popularity"
-    assert update.data["instances"][0]["metadata"] == {"tag": "v1"}
-    assert update.version == snapshot.version + 1
+    assert put_.data["service"] == "popularity"
+    assert put_.data["instance"]["metadata"] == {"tag": "v1"}
+    assert put_.version == snapshot.version + 1 and put_.epoch is None
 
 
 def test_a_reconnecting_subscriber_gets_what_it_missed(directory):
-    """Each service changed since, once, with its current list (a subscriber replaces a
-    service's whole list on each update, so the lists in between would be wasted)."""
+    """Every change since the version it saw, in order; applied to the table it kept, they
+    give the Directory's table. Another epoch (a restarted Directory) gets a snapshot."""
     client = DirectoryClient(directory)
     client.register("popularity", "p1", "127.0.0.1:5001")
+    table = ServiceTable()
     first = next(iter(client.watch()))
+    table.apply(first)
     client.register("popularity", "p2", "127.0.0.1:5002")
     client.register("echo", "e1", "127.0.0.1:6001")
     client.deregister("popularity", "p1")
     stream = client.watch(since=first.version, epoch=first.epoch)
-    replay = [next(stream), next(stream)]
-    assert [m.kind for m in replay] == ["update", "update"]
-    assert [(m.data["service"], m.version) for m in replay] == [
-        ("echo", first.version + 2), ("popularity", first.version + 3)]
-    assert [i["id"] for i in replay[-1].data["instances"]] == ["p2"]
+    replay = [next(stream) for _ in range(3)]
+    assert [(m.kind, m.data["service"], m.version) for m in replay] == [
+        ("put", "popularity", first.version + 1), ("put", "echo", first.version + 2),
+        ("delete", "popularity", first.version + 3)]
+    for message in replay:
+        table.apply(message)
+    assert table.services() == client.services()
+    assert table.version == first.version + 3 and table.epoch == first.epoch
     stale = next(iter(client.watch(since=first.version, epoch="another-life")))
     assert stale.kind == "snapshot"
 
@@ -71,7 +77,7 @@ def test_lease_expiry_removes_a_silent_instance(directory):
         client.heartbeat("popularity", "renewed")
         threading.Event().wait(0.1)
     assert [i["id"] for i in client.instances("popularity")] == ["renewed"]
-    assert next(stream).data["instances"][0]["id"] == "renewed"
+    assert (lambda m: (m.kind, m.data["id"]))(next(stream)) == ("delete", "silent")
     kinds = [(e["instance"], e["kind"]) for e in client.events()]
     assert ("silent", "expired") in kinds
     assert not client.heartbeat("popularity", "silent")
@@ -143,8 +149,8 @@ def test_a_subscription_waits_with_a_limit_and_says_no_change(directory):
         assert stream.next(timeout=0.3) is None  # nothing changed: no endless wait
         assert 0.3 <= time.monotonic() - started < 1.5
         client.register("popularity", "p1", "127.0.0.1:5001")
-        update = stream.next(timeout=5)
-        assert (update.kind, [i["id"] for i in update.data["instances"]]) == ("update", ["p1"])
+        put_ = stream.next(timeout=5)
+        assert (put_.kind, put_.data["instance"]["id"]) == ("put", "p1")
         client.register("popularity", "p1", "127.0.0.1:5001")  # a renewal: no push
         assert stream.next(timeout=0.3) is None
     closed = time.monotonic()
@@ -163,12 +169,14 @@ def test_a_subscription_says_when_the_directory_is_gone(tmp_path):
 
 
 def test_a_service_holds_at_most_the_cap_and_the_refusal_changes_nothing(directory):
-    session = requests.Session()
-    for n in range(MAX_INSTANCES_PER_SERVICE):
-        assert put(directory, "crowd", f"i{n}", {"address": "127.0.0.1:5001"}).ok \
-            if n % 250 == 0 else session.put(
-                f"{directory}/v1/services/crowd/instances/i{n}",
-                json={"address": "127.0.0.1:5001"}, timeout=2).ok
+    def fill(first: int) -> list[bool]:  # every 8th instance, on a keep-alive session
+        with requests.Session() as session:  # leases longer than the filling takes
+            return [session.put(f"{directory}/v1/services/crowd/instances/i{n}",
+                                json={"address": "127.0.0.1:5001", "ttl": 600}, timeout=5).ok
+                    for n in range(first, MAX_INSTANCES_PER_SERVICE, 8)]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(ok for oks in pool.map(fill, range(8)) for ok in oks)
     before = requests.get(f"{directory}/v1/services", timeout=2).json()
     refused = put(directory, "crowd", "one-more", {"address": "127.0.0.1:5001"})
     assert refused.status_code == 409
@@ -228,7 +236,8 @@ def directory_process(url):
 
 
 def register_big(url, count, service="big"):
-    """``count`` instances with 4 KB of metadata each: the n-th push lists n of them."""
+    """``count`` instances with 4 KB of metadata each (about the most a registration may
+    carry): each push carries one of them."""
     session = requests.Session()
     for n in range(count):
         response = session.put(f"{url}/v1/services/{service}/instances/i{n}", timeout=5,
@@ -238,12 +247,12 @@ def register_big(url, count, service="big"):
 
 
 def test_a_subscriber_that_stops_reading_is_cut_off_with_bounded_memory(directory, tmp_path):
-    """250 pushes of up to 1 MB each (130 MB in all) for a reader that reads nothing: the
-    Directory queues at most a few MB for it, cuts it off, and says so in one line."""
+    """3,000 pushes of 4 KB each (12 MB in all) for a reader that reads nothing: the
+    Directory queues at most 1,000 messages for it, cuts it off, and says so in one line."""
     process = directory_process(directory)
     stalled = raw_watch(directory)
     before = peak = process.memory_info().rss
-    for _ in register_big(directory, 250):
+    for _ in register_big(directory, 3000):
         peak = max(peak, process.memory_info().rss)
     assert (peak - before) / 2**20 < 50, f"grew {(peak - before) / 2**20:.0f} MB"
     assert closed_by_peer(stalled, WRITE_TIMEOUT + 5)
@@ -253,11 +262,11 @@ def test_a_subscriber_that_stops_reading_is_cut_off_with_bounded_memory(director
 
 
 def test_a_write_that_waits_too_long_cuts_the_subscriber_off(directory, tmp_path):
-    """40 pushes (3.5 MB in all) fill the socket's buffers but not the queue's bounds: the
+    """800 pushes (3.3 MB in all) fill the socket's buffers but not the queue's bounds: the
     write timeout alone ends the stream."""
     stalled = raw_watch(directory)
     started = time.monotonic()
-    for _ in register_big(directory, 40):
+    for _ in register_big(directory, 800):
         pass
     # Not a byte read meanwhile (reading would let the write finish):
     assert wait_until(lambda: health(directory)["subscribers"] == 0, WRITE_TIMEOUT + 5)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mwkit.directory import directory_client
+from mwkit.directory import ServiceTable, directory_client
 from mwkit.directory.etcd import EtcdDirectoryClient, lease_seconds
 from mwkit.directory.etcd_cluster import EtcdCluster
 from mwkit.errors import DirectoryError
@@ -38,14 +38,23 @@ def test_the_client_registers_lists_watches_and_expires(cluster):
         assert (listed["address"], listed["metadata"], listed["ttl"]) == (
             "127.0.0.1:5001", {"tag": "v1"}, float(lease_seconds(0.5)))  # whole seconds, >= 2
         client.register("popularity", "p2", "127.0.0.1:5002")
-        update = stream.next(5)
-        assert [i["id"] for i in update.data["instances"]] == ["p1", "p2"]
-        assert update.epoch == snapshot.epoch and update.version > snapshot.version
+        table = ServiceTable()
+        table.apply(snapshot)
+        put_ = stream.next(5)
+        assert (put_.kind, put_.data["instance"]["address"]) == ("put", "127.0.0.1:5002")
+        assert put_.version > snapshot.version
+        assert [i["id"] for i in table.instances("popularity")] == ["p1"]
+        table.apply(put_)
+        assert [i["id"] for i in table.instances("popularity")] == ["p1", "p2"]
         assert client.deregister("popularity", "p2")
-        assert [i["id"] for i in stream.next(5).data["instances"]] == ["p1"]
+        gone = stream.next(5)
+        assert (gone.kind, gone.data["service"], gone.data["id"]) == ("delete", "popularity", "p2")
         # p1 is never renewed: its lease runs out and etcd deletes its key
         expired = stream.next(lease_seconds(0.5) + 3)
-        assert expired is not None and expired.data["instances"] == []
+        assert expired is not None and (expired.kind, expired.data["id"]) == ("delete", "p1")
+        table.apply(gone)
+        table.apply(expired)
+        assert table.services() == {}
     assert client.heartbeat("popularity", "p1") is False  # Watson would register again
     assert client.services() == {}
 

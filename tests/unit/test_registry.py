@@ -25,12 +25,15 @@ def registry(clock):
     return Registry(clock=clock, history=3)
 
 
-def test_register_pushes_the_complete_list_and_bumps_the_version(registry):
+def test_register_pushes_only_the_new_instance_and_bumps_the_version(registry):
     first = registry.register("popularity", "a", "127.0.0.1:5001", {}, 10)
     second = registry.register("popularity", "b", "127.0.0.1:5002", {"tag": "v1"}, 10)
     assert (first.version, second.version) == (1, 2)
-    assert [i["id"] for i in second.instances] == ["a", "b"]
-    assert second.instances[1]["url"] == "http://127.0.0.1:5002"
+    assert (second.kind, second.instance_id) == ("put", "b")
+    assert second.to_json() == {"version": 2, "service": "popularity",
+                                "instance": registry.instances("popularity")[1]}
+    assert second.instance["url"] == "http://127.0.0.1:5002"
+    assert second.instance["metadata"] == {"tag": "v1"}
 
 
 def test_renewal_by_registering_again_is_not_a_change(registry):
@@ -47,11 +50,12 @@ def test_lease_expires_unless_renewed(registry, clock):
     assert registry.heartbeat("popularity", "a")
     clock.now += 1.0
     changes = registry.expire()
-    assert [c.instances for c in changes] == [(registry.instances("popularity")[0],)]
+    assert [(c.kind, c.instance_id) for c in changes] == [("delete", "b")]
+    assert changes[0].to_json() == {"version": 3, "service": "popularity", "id": "b"}
     assert [i["id"] for i in registry.instances("popularity")] == ["a"]
     assert registry.events[-1].kind == "expired"
     clock.now += 5
-    assert registry.expire()[0].instances == ()
+    assert [(c.kind, c.instance_id) for c in registry.expire()] == [("delete", "a")]
     assert registry.snapshot()["services"] == {}
     assert not registry.heartbeat("popularity", "a")
 
@@ -59,44 +63,45 @@ def test_lease_expires_unless_renewed(registry, clock):
 def test_deregister_removes_at_once_and_empties_the_service(registry):
     registry.register("popularity", "a", "127.0.0.1:5001", {}, 10)
     change = registry.deregister("popularity", "a")
-    assert change.instances == () and registry.snapshot()["services"] == {}
+    assert (change.kind, change.instance_id) == ("delete", "a")
+    assert registry.snapshot()["services"] == {}
     assert registry.deregister("popularity", "a") is None
 
 
-def test_changes_since_replays_each_changed_service_once_with_its_current_list(registry):
+def test_changes_since_replays_every_change_missed_in_order(registry):
+    big = Registry(history=100)
     for n in range(5):
-        registry.register("popularity", f"i{n}", f"127.0.0.1:{5000 + n}", {}, 10)
-    registry.register("echo", "e", "127.0.0.1:6000", {}, 10)  # version 6
-    registry.deregister("popularity", "i0")  # version 7
-    epoch = registry.epoch
-    replay = registry.changes_since(epoch, 3)
-    assert [(c.service, c.version) for c in replay] == [("echo", 6), ("popularity", 7)]
-    assert replay[1].instances == tuple(registry.instances("popularity"))
-    assert [c.service for c in registry.changes_since(epoch, 6)] == ["popularity"]
-    assert registry.changes_since(epoch, 7) == []
-    assert registry.changes_since("another-epoch", 4) is None
-    assert registry.changes_since(epoch, 99) is None
+        big.register("popularity", f"i{n}", f"127.0.0.1:{5000 + n}", {}, 10)
+    big.register("echo", "e", "127.0.0.1:6000", {}, 10)  # version 6
+    big.deregister("popularity", "i0")  # version 7
+    epoch = big.epoch
+    replay = big.changes_since(epoch, 3)
+    assert [(c.version, c.service, c.kind, c.instance_id) for c in replay] == [
+        (4, "popularity", "put", "i3"), (5, "popularity", "put", "i4"),
+        (6, "echo", "put", "e"), (7, "popularity", "delete", "i0")]
+    assert big.changes_since(epoch, 7) == []
+    assert big.changes_since("another-epoch", 4) is None
+    assert big.changes_since(epoch, 99) is None
+    assert big.changes_since(epoch, -1) is None
 
 
-def test_a_removed_service_is_replayed_empty_until_the_history_forgets_it(registry):
-    registry.register("gone", "g", "127.0.0.1:5000", {}, 10)
-    registry.deregister("gone", "g")  # version 2
-    assert [(c.service, c.instances) for c in registry.changes_since(registry.epoch, 0)] \
-        == [("gone", ())]
-    for name in ["a", "b", "c"]:  # history=3 services: "gone" (version 2) is pushed out
-        registry.register(name, "x", "127.0.0.1:5000", {}, 10)
+def test_a_subscriber_further_behind_than_the_history_needs_a_snapshot(registry):
+    for n in range(5):  # history=3: versions 3, 4 and 5 are kept
+        registry.register("popularity", f"i{n}", "127.0.0.1:5000", {}, 10)
     assert registry.changes_since(registry.epoch, 1) is None
-    assert [c.service for c in registry.changes_since(registry.epoch, 2)] == ["a", "b", "c"]
+    assert [c.version for c in registry.changes_since(registry.epoch, 2)] == [3, 4, 5]
 
 
-def test_the_history_holds_no_list_per_change():
-    """Memory is linear in the instances: 1,000 registrations keep one version per
-    service, not 1,000 lists (which held 500,000 references between them)."""
-    big = Registry(history=10_000)
-    for n in range(1000):
-        big.register("popularity", f"i{n}", "127.0.0.1:5000", {}, 10)
-    assert big._last_change == {"popularity": 1000}
-    assert len(big.changes_since(big.epoch, 0)[0].instances) == 1000
+def test_a_change_costs_the_same_in_a_service_of_any_size():
+    """A change holds one instance, shared with its registration (no copy, no list), so
+    the work and the bytes of a change do not grow with the service's size; the history is
+    bounded in changes."""
+    big = Registry(history=100)
+    for n in range(2000):
+        change = big.register("popularity", f"i{n}", "127.0.0.1:5000", {}, 10)
+    assert change.instance is big._services["popularity"]["i1999"].to_json()
+    assert len(change.to_json()) == 3 and len(big._history) == 100
+    assert len(big.changes_since(big.epoch, 1990)) == 10
 
 
 def test_a_service_holds_at_most_max_instances_and_a_refusal_changes_nothing(clock):
@@ -111,7 +116,7 @@ def test_a_service_holds_at_most_max_instances_and_a_refusal_changes_nothing(clo
     assert registry.register("other", "c", "127.0.0.1:5003", {}, 10)  # another service
     registry.deregister("popularity", "a")
     assert registry.register("popularity", "c", "127.0.0.1:5003", {}, 10)  # room again
-    assert MAX_INSTANCES_PER_SERVICE == 1000
+    assert MAX_INSTANCES_PER_SERVICE == 10_000
 
 
 @pytest.mark.parametrize("body, message", [
