@@ -80,15 +80,20 @@ class Subscriber:
         self._ready.set()
 
     async def next(self) -> bytes | None:
-        """The next message to write, or None when the stream must end."""
+        """Every message waiting, joined into one write, or None when the stream must end.
+
+        One write per wake-up, however many messages queued meanwhile: under a burst of
+        changes a writer that took one message per wake-up fell behind the handlers that
+        queue them, and its subscriber was cut off although it read as fast as it could."""
         while not self.messages and not self.ended:
             self._ready.clear()
             await self._ready.wait()
         if self.ended:
             return None
-        message = self.messages.popleft()
-        self.bytes -= len(message)
-        return message
+        waiting = b"".join(self.messages)
+        self.messages.clear()
+        self.bytes = 0
+        return waiting
 
     def gone(self) -> bool:
         """Whether the client closed its connection (aiohttp does not tell a handler that
@@ -276,7 +281,8 @@ class DirectoryServer:
             await response.prepare(request)
             message = b"".join(first) or b": up to date\n\n"
             while message is not None:
-                await asyncio.wait_for(response.write(message), self.write_timeout)
+                async with asyncio.timeout(self.write_timeout):  # no task per write
+                    await response.write(message)
                 message = await subscriber.next()
         except TimeoutError:
             log.warning("a subscriber read nothing for %s s: disconnected", self.write_timeout)
