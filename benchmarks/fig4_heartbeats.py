@@ -131,7 +131,9 @@ def run(quick: bool, scratch: Path) -> Figure:
             Metric(f"etcd: {'lease keep-alives' if heartbeats else what} per second", "1/s",
                    theirs, per="1-s window"),
             Metric(f"ratio Directory / etcd, {what}", "x",
-                   [a / b for a, b in zip(mine, theirs, strict=False) if b], per="window pair"),
+                   [a / b for a, b in zip(mine, theirs, strict=False) if b], per="window pair",
+                   target=">= 1 (as fast as etcd)" if what == PHASES[0] else "",
+                   check=at_least(1.0) if what == PHASES[0] else None),
         )
     figure.notes.append(
         f"{CONCURRENCY} keep-alive connections from one Python asyncio client (the bare "
