@@ -118,34 +118,56 @@ def render_config(port: int, backend: str, servers: list[Server] | None = None,
     ``s1`` ... ``sN``, all in maintenance until the runtime API gives them an address
     (``server-template``). ``admin_socket`` opens that API on a unix socket.
     """
-    server_options = " check inter 500ms fall 2 rise 1" if check else ""
+    lines = config_head(admin_socket) + [
+        f"frontend {backend}_in",
+        f"    bind 127.0.0.1:{port}",
+        f"    default_backend {backend}",
+    ] + backend_lines(backend, servers, slots, check, retries=1 if check else 0)
+    return "\n".join(lines) + "\n"
+
+
+def config_head(admin_socket: Path | None = None) -> list[str]:
+    """The ``global`` and ``defaults`` sections every configuration here starts with."""
     # an old worker still draining after a reload is stopped 10 s later, whatever it holds
     lines = ["global", "    hard-stop-after 10s"]
     if admin_socket is not None:
         lines.append(f"    stats socket {admin_socket} level admin")
-    lines += [
+    return lines + [
         "defaults",
         "    mode http",
         "    timeout connect 1s",
         "    timeout client 30s",
         "    timeout server 30s",  # longer than a caller waits: the caller times out first
-        f"frontend {backend}_in",
-        f"    bind 127.0.0.1:{port}",
-        f"    default_backend {backend}",
+    ]
+
+
+def backend_lines(backend: str, servers: list[Server] | None = None, slots: int = 0,
+                  check: bool = True, balance: str = "roundrobin", retries: int = 0,
+                  rules: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """One ``backend`` section: ``servers`` and/or ``slots`` (see :func:`render_config`),
+    balanced by ``balance`` (HAProxy's algorithm), ``rules`` (``http-request ...`` lines,
+    a ``timeout server``) before the servers. ``check``: HAProxy's health checks;
+    ``retries``: a call refused or dropped without an answer is sent again that many
+    times, to another server."""
+    server_options = " check inter 500ms fall 2 rise 1" if check else ""
+    lines = [
         f"backend {backend}",
-        "    balance roundrobin",
+        f"    balance {balance}",
         # every answer, HAProxy's own errors too, names the server it went to, if any
         f"    http-after-response set-header {SERVED_BY} %[srv_name] if {{ srv_name -m found }}",
+        *(f"    {rule}" for rule in rules),
     ]
     if check:
-        lines += ["    option httpchk GET /health", "    retries 1", "    option redispatch",
+        lines.append("    option httpchk GET /health")
+    if retries:
+        lines += [f"    retries {retries}", "    option redispatch",
                   "    retry-on conn-failure empty-response"]
     else:
         lines.append("    retries 0")
     lines += [f"    server {s.name} {s.address}{server_options}" for s in servers or []]
     if slots:
         lines.append(f"    server-template s 1-{slots} 127.0.0.1:1 disabled{server_options}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def assign_slots(slots: list[Server | None], instances: list[dict], backend: str
@@ -198,6 +220,8 @@ class _Haproxy:
     """What both ways share: HAProxy's process, the Directory's stream, the call."""
 
     name = "HAProxy"
+    #: where :meth:`call` finds popularity behind HAProxy's frontend (a path prefix)
+    prefix = ""
 
     def __init__(self, directory_url: str, service: str = "popularity", check: bool = True,
                  workdir: Path | str | None = None) -> None:
@@ -207,7 +231,8 @@ class _Haproxy:
         self.service = service
         self.check = check
         self.workdir = Path(workdir) if workdir is not None else None
-        self.port = 0
+        self.host = "127.0.0.1"
+        self.port = 0  # a free one unless set before entering
         self.url = ""
         self.scratch: Path | None = None
         self.config_path: Path | None = None
@@ -238,8 +263,8 @@ class _Haproxy:
         try:
             self.scratch = Path(tempfile.mkdtemp(prefix="mwkit-haproxy-"))
             self._exit.callback(shutil.rmtree, self.scratch, ignore_errors=True)
-            self.port = free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
+            self.port = self.port or free_port()
+            self.url = f"http://{self.host}:{self.port}"
             self.config_path = self.scratch / "haproxy.cfg"
             with directory_client(self.directory_url) as directory:
                 instances = directory.instances(self.service)
@@ -272,7 +297,7 @@ class _Haproxy:
                 raise StartFailed(f"HAProxy exited with code {self.process.returncode}; "
                                   f"see {self.scratch / 'haproxy.log'}")
             with contextlib.suppress(OSError), \
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    socket.create_connection((self.host, self.port), timeout=0.5):
                 return
             time.sleep(0.02)
         raise StartFailed(f"HAProxy did not listen on port {self.port} within {timeout:g} s")
@@ -339,7 +364,7 @@ class _Haproxy:
                           status, error, self._instances.get(server) if server else None)
 
         try:
-            response = session.get(self.url + POPULARITY_PATH, timeout=timeout)
+            response = session.get(self.url + self.prefix + POPULARITY_PATH, timeout=timeout)
         except requests.Timeout as error:
             self._count("extra hops")
             return reload("timeout", error=f"no answer within {timeout:g} s: {error}")
@@ -491,17 +516,24 @@ class HaproxyRuntime(_Haproxy):
     def _on_change(self, instances: list[dict] | None) -> None:
         if instances is None:
             return
-        self.slots, commands, left_out = assign_slots(self.slots, instances, self.service)
+        self.slots, self.left_out = self._fit(self.service, self.slots, instances)
+        self._instances = {s.name: s.instance for s in self.slots if s is not None}
+
+    def _fit(self, backend: str, slots: list[Server | None], instances: list[dict]
+             ) -> tuple[list[Server | None], list[str]]:
+        """Make ``backend``'s servers match ``instances`` through the runtime API
+        (:func:`assign_slots`); the new slots and the ids left out for want of a slot
+        (logged as an error when one is newly left out)."""
+        slots, commands, left_out = assign_slots(slots, instances, backend)
         for command in commands:
             answer = self.command(command)
             self._count("runtime commands")
             if answer and not answer.startswith(APPLIED):
                 log.warning("%s: %r -> %s", self.name, command, answer)
-        self._instances = {s.name: s.instance for s in self.slots if s is not None}
-        if left_out and left_out != self.left_out:
-            log.error("%s: all %d slots are taken; %s get no call (make it with more "
-                      "slots)", self.name, len(self.slots), ", ".join(left_out))
-        self.left_out = left_out
+        if set(left_out) - set(self.left_out):
+            log.error("%s: all %d slots of %s are taken; %s get no call (make it with more "
+                      "slots)", self.name, len(slots), backend, ", ".join(left_out))
+        return slots, left_out
 
     def command(self, line: str) -> str:
         """Send one command to HAProxy's runtime API and return its answer (a look with
