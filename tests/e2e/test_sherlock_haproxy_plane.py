@@ -91,14 +91,6 @@ def test_options_it_cannot_honour_are_refused_before_anything_starts(process_sta
     assert groups_of(workdir) == {} and not listening(port)
 
 
-def test_more_instances_than_slots_is_refused_at_start(process_stack):
-    process_stack.scale(2)
-    plane = HaproxyPlane(process_stack.directory_url, slots=1)
-    with pytest.raises(StartFailed, match="--slots 2 or more"):
-        plane.__enter__()
-    assert plane.process is None
-
-
 def test_scale_up_graceful_scale_down_and_kill_9_lose_no_call(process_stack):
     stack = process_stack
     stack.scale(1)
@@ -137,3 +129,22 @@ def test_every_policy_renders_a_configuration_haproxy_accepts(tmp_path, policy):
                              capture_output=True, text=True, timeout=10)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "timeout server 2500ms" in config.read_text()
+
+
+def test_an_instance_beyond_the_slots_gets_none_until_one_is_freed(process_stack, caplog):
+    """(Last: it leaves a killed instance behind.)"""
+    process_stack.scale(1)
+    with HaproxyPlane(process_stack.directory_url, slots=1) as plane:
+        first = plane.slots[0].instance
+        process_stack.scale(2)
+        wait_until(lambda: plane.left_out, 5, "an instance left out")
+        assert "all 1 slots of popularity are taken" in caplog.text
+        assert plane.slots[0].instance == first
+        process_stack.inject(first, "crash")  # its slot is freed once its lease runs out
+        wait_until(lambda: not plane.left_out, 8, "no instance left out")
+        assert plane.slots[0].instance != first
+    plane = HaproxyPlane(process_stack.directory_url, slots=1)
+    process_stack.scale(2)
+    with pytest.raises(StartFailed, match="--slots 2 or more"):
+        plane.__enter__()
+    assert plane.process is None
