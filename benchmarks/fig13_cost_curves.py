@@ -157,13 +157,24 @@ class Target:
         return etcd_put(session, self.url, f"{SERVICE}/", index, next(self.changes),
                         self.lease)
 
+    def reregistrations(self, size: int):
+        """The closed loop's work: re-register instance ``number % size`` with new
+        metadata."""
+        async def reregister(client: Client, number: int) -> None:
+            await client.call(*self.registration(number % size))
+
+        return reregister
+
+    async def warm_up(self, size: int) -> None:
+        """One window of re-registrations, not measured: the server's change history (the
+        Directory keeps the last 10,000 changes) is full before the first point's memory
+        is read, so that the first point does not look lighter than it is."""
+        await closed_loop(self.url, self.reregistrations(size), 0.0)
+
     async def point(self, size: int, subscribers: int, changes: int, seconds: float,
                     deadline: Deadline, process: psutil.Process) -> Point:
         """With ``subscribers`` attached to a service of ``size``: timed changes, the
         server's memory, the closed loop of re-registrations."""
-        async def reregister(client: Client, number: int) -> None:
-            await client.call(*self.registration(number % size))
-
         fanout = Fanout(subscribers)
         try:
             async with client_session() as session:
@@ -177,7 +188,7 @@ class Target:
                     await asyncio.sleep(PAUSE)
             size_of_change = fanout.bytes_per_change()
             memory = process.memory_info().rss / MIB
-            rates = await closed_loop(self.url, reregister, seconds)
+            rates = await closed_loop(self.url, self.reregistrations(size), seconds)
             cut = sum(s.transport is None for s in fanout.subscribers)
         finally:
             fanout.close()
@@ -210,6 +221,8 @@ async def against_instances(kind: str, url: str, counts: tuple[int, ...], quick:
             curve.notes.append(f"{NAMES[kind]}: stopped filling the service at {n:,} "
                                f"instances: {error}")
             break
+        if not filled:
+            await target.warm_up(n)
         filled = n
         try:
             curve.points[n] = await target.point(n, WATCHERS, CHANGES[quick],
@@ -224,6 +237,7 @@ async def against_subscribers(kind: str, url: str, counts: tuple[int, ...], quic
                               deadline: Deadline, files: int) -> Curve:
     curve, target, process = Curve(), await target_for(kind, url), listener(url)
     await target.fill(0, SMALL)
+    await target.warm_up(SMALL)
     for n in counts:
         if n + SPARE_FILES > files:
             curve.notes.append(f"{NAMES[kind]}: {n:,} subscribers not measured: they need "
@@ -383,8 +397,10 @@ def run(quick: bool, scratch: Path, png: Path = PNG, instances: tuple[int, ...] 
     figure.notes.append(
         "Flat per operation: registrations per second at the largest service at least half "
         "of those at 10 instances. Memory is the process's resident set when the point was "
-        "read; it grows with what the point holds and is rarely given back, so along a "
-        "curve it is a high-water mark.")
+        "read, after one unmeasured second of re-registrations at the first point (the "
+        "Directory's history of the last 10,000 changes is full from the start; etcd keeps "
+        "every revision, uncompacted, so its memory also grows with the changes made); it "
+        "is rarely given back, so along a curve it is a high-water mark.")
     growths = [f"{NAMES[kind]} {growth:.1f} per {what[:-1]}"
                for what, curves in (("instances", by_instances), ("subscribers", by_subscribers))
                for kind, curve in curves.items() if (growth := memory_growth(curve)) is not None]
