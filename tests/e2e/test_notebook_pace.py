@@ -54,8 +54,12 @@ def test_with_solutions_twice_in_one_kernel(path, tmp_path):
     run(twice(notebook), tmp_path / "workdir")
 
 
+def pauses(notebook) -> int:
+    return sum(PAUSE_TAG in tags(cell) for cell in notebook.cells)
+
+
 def paused(notebook) -> bool:
-    return any(PAUSE_TAG in tags(cell) for cell in notebook.cells)
+    return pauses(notebook) > 0
 
 
 @pytest.mark.timeout(900)
@@ -67,10 +71,12 @@ def test_at_a_learners_pace(tmp_path):
     untagged = [name for name, notebook in must.items() if not paused(notebook)]
     paced = {name: with_pauses(notebook, PAUSE) for name, notebook in notebooks.items()
              if paused(notebook)}
-    # Three at a time: the pauses overlap, and two CPUs still serve the timing checks.
+    # Three at a time: the pauses overlap, and two CPUs still serve the timing checks. The
+    # most paused first, so that the three finish about together (about a minute sooner).
+    longest_first = sorted(paced.items(), key=lambda item: -pauses(item[1]))
     with ThreadPoolExecutor(max_workers=3) as pool:
         runs = {name: pool.submit(run, notebook, tmp_path / name)
-                for name, notebook in paced.items()}
+                for name, notebook in longest_first}
     failed = {name: future.exception() for name, future in runs.items() if future.exception()}
     problems = [f"{name}: no cell is tagged {PAUSE_TAG!r}, nothing proves the pace"
                 for name in untagged]
