@@ -153,9 +153,10 @@ def client_session() -> aiohttp.ClientSession:
 
 
 def instance_body(index: int, change: int = 0) -> dict:
-    """What both registries hold for one instance: the Directory's registration body."""
-    return {"address": f"127.0.0.1:{20000 + index}", "metadata": {"change": str(change)},
-            "ttl": 600}
+    """What both registries hold for one instance: the Directory's registration body (its
+    port from 20000 to 59999: instances past 40,000 share addresses, which nothing minds)."""
+    return {"address": f"127.0.0.1:{20000 + index % 40000}",
+            "metadata": {"change": str(change)}, "ttl": 600}
 
 
 def directory_registration(service: str, index: int, change: int = 0) -> tuple[str, str, dict]:
