@@ -19,8 +19,11 @@ def test_figure_12_proxy_throughput(tmp_path):
             at = f"{backend}, {connections} connections"
             for way in fig12.WAYS:
                 assert metrics[f"{at}, {way}: requests per second"]["median"] > 50
-                p50 = metrics[f"{at}, {way}: latency p50"]["median"]
-                assert 0 < p50 <= metrics[f"{at}, {way}: latency p99"]["median"] < 1000
+                if backend == fig12.FIXED:  # popularity's latencies are in the picture only
+                    p50 = metrics[f"{at}, {way}: latency p50"]["median"]
+                    assert 0 < p50 <= metrics[f"{at}, {way}: latency p99"]["median"] < 1000
+                else:
+                    assert f"{at}, {way}: latency p50" not in metrics
             rates = metrics[f"{at}: ratio {fig12.PLANE} / HAProxy, requests per second"]
             assert rates["n"] == 2 and rates["median"] > 0
     targeted = [m for m in figure.metrics if m.target]
