@@ -5,7 +5,7 @@
 #   make test-notebooks-docker | test-notebooks-etcd  the notebook series on Docker and
 #               MariaDB, or with etcd as the Directory (CI runs both after make test)
 #   make lab    JupyterLab on the notebook series
-#   make bench  the benchmarks (ARGS=--quick for a three-minute run)
+#   make bench  the benchmarks (ARGS=--quick for a five-minute run)
 #   make render every notebook executed to HTML in build/notebooks/ (with its time), and
 #               each one's main picture in docs/pictures/ (see docs/instructor.md)
 #   make wheelhouse  every wheel the kit installs, into wheelhouse/: copy that folder to a

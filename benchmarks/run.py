@@ -1,7 +1,7 @@
 """The one command that runs every benchmark and writes the report.
 
-    python -m benchmarks                  # everything, about 10 minutes
-    python -m benchmarks --quick          # figures 1-6, 9, 10 and 11, smaller, about 3 minutes
+    python -m benchmarks                  # everything, about 25 minutes
+    python -m benchmarks --quick          # all but figures 7 and 8, smaller, about 5 minutes
     python -m benchmarks --only 3,5       # some figures (7 and 8 only when asked or full)
 
 Writes into ``--output`` (default: this folder), with the machine the figures were
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 FIGURES = {1: "fig1_scale_up", 2: "fig2_scale_down", 3: "fig3_push", 4: "fig4_heartbeats",
            5: "fig5_overhead", 6: "fig6_slow_instance", 7: "fig7_notebooks",
            8: "fig8_fresh_clone", 9: "fig9_memory", 10: "fig10_policy_lab",
-           11: "fig11_approaches"}
+           11: "fig11_approaches", 12: "fig12_proxy_throughput", 13: "fig13_cost_curves"}
 LONG = {7, 8}  # whole notebook series, fresh clone: not in --quick
 WITH_RUNTIMES = {1, 7, 9}  # figures measured on each runtime (Docker unless --no-docker)
 SUMMARY = Path("summary.json")  # under --output: committed
@@ -79,11 +79,17 @@ def parse_only(text: str | None, quick: bool) -> list[int]:
 
 
 def summary_of(report: dict) -> dict:
-    """The report as ``raw/report.json`` holds it, without the samples: summary.json."""
+    """The report as ``raw/report.json`` holds it, without the samples and with numbers to
+    six significant digits (the rest is noise, and the file is committed): summary.json."""
     return {**report, "figures": [
-        {**figure, "metrics": [{key: value for key, value in metric.items() if key != "samples"}
-                               for metric in figure["metrics"]]}
+        {**figure, "metrics": [{key: significant(value) for key, value in metric.items()
+                                if key != "samples"} for metric in figure["metrics"]]}
         for figure in report["figures"]]}
+
+
+def significant(value, digits: int = 6):
+    """A float to ``digits`` significant digits; anything else as it is."""
+    return float(f"{value:.{digits}g}") if isinstance(value, float) else value
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="smaller runs of figures 1-6 and 9")
+                        help="smaller runs of every figure but 7 and 8")
     parser.add_argument("--only", help="comma-separated figure numbers, e.g. 3,5")
     parser.add_argument("--no-docker", action="store_true",
                         help="skip the Docker runtime (figures 1, 7 and 9)")
