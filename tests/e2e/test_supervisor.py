@@ -75,6 +75,19 @@ def test_a_failing_service_ends_the_supervisor(tmp_path, directory, mode, code, 
     assert phase(state_dir)["reason"] == reason
 
 
+def test_a_stop_during_init_ends_init_and_the_supervisor(tmp_path, directory):
+    proc, state_dir, log = start(tmp_path, directory, "slow-init")
+    try:
+        wait_until(lambda: "tiny: init in" in log.read_text(), 15, "init running")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0  # not after init's 30 s
+    finally:
+        procs.stop_group(proc)
+    assert phase(state_dir)["phase"] == "stopped"
+    assert phase(state_dir)["reason"] == "stopped during init"
+    assert "mw.sh run" not in log.read_text()
+
+
 def test_a_bad_watson_config_fails_before_anything_runs(tmp_path, directory):
     proc, state_dir, log = start(tmp_path, directory, conf="[Watson]\nservice_name = Bad Name\n")
     try:

@@ -2,8 +2,9 @@
 
 The service is a folder with a ``microwizard/`` folder, like any service the wizard runs:
 ``mw.sh init`` and ``mw.sh run`` start a ``http.server`` app with a ``/health`` endpoint.
-``mode`` makes it misbehave in one way: ``init-fails`` (mw.sh init exits 1), ``exits``
-(mw.sh run exits at once with code 7) or ``sick`` (/health always answers 500).
+``mode`` makes it misbehave in one way: ``init-fails`` (mw.sh init exits 1), ``slow-init``
+(mw.sh init takes 30 s), ``exits`` (mw.sh run exits at once with code 7) or ``sick``
+(/health always answers 500).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ case "${1:-}" in
     init)
         echo "tiny: init in $PWD"
         if [ "${TINY_MODE:-ok}" = init-fails ]; then echo "tiny: init is broken" >&2; exit 1; fi
+        if [ "${TINY_MODE:-ok}" = slow-init ]; then sleep 30; fi
         ;;
     run)
         if [ "${TINY_MODE:-ok}" = exits ]; then echo "tiny: giving up"; exit 7; fi
