@@ -40,6 +40,7 @@ WATSON_CONFIG = "MWKIT_WATSON_CONFIG"  # the rendered datawire.conf
 DIRECTORY_TOKEN = "MWKIT_DIRECTORY_TOKEN"  # what the Directory's writes need
 STOP_GRACE = "MWKIT_STOP_GRACE"  # seconds between the service's SIGTERM and SIGKILL
 ADVERTISE_HOST = "MWKIT_ADVERTISE_HOST"  # register this host ("container-ip": our own IP)
+STANDBY = "MWKIT_STANDBY"  # "1": start, then wait for GO_FILE before mw.sh init (a standby)
 
 PHASE_FILE = "phase.json"
 #: Written by the wizard into the state dir before it stops an instance: ``{"drain": false}``
@@ -50,6 +51,9 @@ STOP_FILE = "stop.json"
 #: :mod:`mwkit.faults`): ``{"serial": n, "faults": {kind: params}}``, the whole set each time.
 #: The supervisor applies it within 0.05 s and writes ``faults_applied: n`` to phase.json.
 FAULTS_FILE = "faults.json"
+#: Written by the wizard into a standby instance's state dir when a launch takes it (see
+#: ``Wizard(standby=True)``): the supervisor, started ahead and waiting, goes on to init.
+GO_FILE = "go.json"
 
 
 class Phase(StrEnum):
@@ -60,6 +64,7 @@ class Phase(StrEnum):
     """
 
     CHECKING_OUT = "checking-out"  # the wizard exports the commit
+    STANDBY = "standby"  # started ahead, waiting for a launch to take it (not yet init)
     STARTED = "started"  # the runtime started the supervisor; it has not written yet
     INITIALIZING = "initializing"  # mw.sh init
     STARTING = "starting"  # mw.sh run; Watson has not seen it healthy yet

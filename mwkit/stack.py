@@ -77,6 +77,7 @@ class Stack:
         hedge: float | None = None,
         deadline: float | None = None,
         retry_5xx: bool | None = None,
+        standby: bool = False,
     ) -> None:
         """``foreground``: this process only serves the stack and stops it on SIGTERM (as
         ``mwkit up`` does), so ``mwkit down`` may ask it to. A notebook kernel may not be
@@ -94,7 +95,10 @@ class Stack:
 
         ``registry``: where instances register, the kit's Directory (``"directory"``), a
         three-member etcd cluster this stack starts (``"etcd"``), or a running etcd
-        cluster's ``etcd://`` URL (see :mod:`mwkit.directory.etcd`)."""
+        cluster's ``etcd://`` URL (see :mod:`mwkit.directory.etcd`).
+
+        ``standby``: the wizard keeps one instance per tag started ahead, so that scaling up
+        only tells it to go (see :class:`mwkit.wizard.Wizard`)."""
         self.settings = (settings or Settings.from_env()).replace(
             workdir=workdir, runtime=runtime, database=database, policy=policy,
             retries=retries, eject=eject, registry=registry, outlier_5xx=outlier_5xx,
@@ -106,6 +110,7 @@ class Stack:
         self.foreground = foreground
         self.detach = detach or owner is not None
         self.owner = owner
+        self.standby = standby
         #: What the Directory's writes need (register, renew, deregister): the one given in
         #: settings (MWKIT_DIRECTORY_TOKEN), else a random one. Reads stay open.
         self.directory_token = self.settings.directory_token or secrets.token_urlsafe(24)
@@ -155,7 +160,8 @@ class Stack:
             self._start_database()
             self.wizard = Wizard(self.workdir, runtime=self.runtime,
                                  directory_url=self.directory_url, token=self.directory_token,
-                                 database_url=self.database_url, progress=self.progress)
+                                 database_url=self.database_url, progress=self.progress,
+                                 standby=self.standby)
             self._write_stack_file()
             self._start_monolith()
         except BaseException:

@@ -3,6 +3,8 @@
 ``python -m mwkit.wizard.supervisor`` is started by a runtime in the service folder. It
 plays the part of the original Microwizard's container entry point:
 
+0. a standby (``MWKIT_STANDBY=1``, see ``Wizard(standby=True)``) first waits, imports done,
+   for the launch that takes it (phase ``standby``, then the wizard's ``go.json``),
 1. ``bash microwizard/mw.sh init`` once (phase ``initializing``; failure: ``failed``, exit 3),
 2. ``bash microwizard/mw.sh run`` as a child that stays in the foreground (``starting``),
 3. Watson beside it, health-checking the service and registering it (``live``),
@@ -60,6 +62,7 @@ INIT_FAILED = 3
 CONFIG_FAILED = 4
 POLL = 0.05
 STEP_POLL = 0.01  # how often a running init step looks for a stop order
+GO_POLL = 0.005  # how often a standby looks for the launch that takes it
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,9 @@ class Supervisor:
         except Exception as error:  # noqa: BLE001 - any bad config ends the instance
             self.phase.write(Phase.FAILED, reason=f"bad Watson configuration: {error}")
             return CONFIG_FAILED
+        if os.environ.pop(contract.STANDBY, "") == "1" and not self._wait_for_go():
+            self.phase.write(Phase.STOPPED, reason="stopped in standby")
+            return 0
         self.phase.write(Phase.INITIALIZING, instance=self.settings.instance_id,
                          address=urlsplit(config.service_url).netloc)
         code = self._run_child("init", meanwhile=import_the_rest)
@@ -317,6 +323,21 @@ class Supervisor:
             return 0
         self.phase.write(Phase.FAILED, reason=f"mw.sh run exited with code {code}", exit_code=code)
         return code if code > 0 else 128 - code
+
+    def _wait_for_go(self) -> bool:
+        """A standby: get everything ready that does not start the service, then wait until
+        a launch takes this instance (the wizard's ``go.json``); False when asked to stop.
+
+        What a launch then waits for is only init, the service and Watson: the runtime's
+        start (a container's, about 0.3 s) and this process's own start are behind it.
+        """
+        import_the_rest()
+        self.phase.write(Phase.STANDBY)
+        go = self.settings.state_dir / contract.GO_FILE
+        while not go.exists():
+            if self.stopping.wait(GO_POLL):
+                return False
+        return True
 
     def _watch(self, watson) -> int | None:
         """Follow the service and Watson; the service's exit code, or None when asked to stop."""

@@ -32,6 +32,7 @@ from mwkit.faults import STACK_FAULTS_FILE, instance_faults
 from mwkit.names import check_identifier, check_service_name
 from mwkit.settings import KIT_ROOT, Settings
 from mwkit.wizard.runtimes import RUNTIMES, Handle, LaunchPlan, Runtime, get_runtime
+from mwkit.wizard.source import UNCOMMITTED, UNCOMMITTED_COPY
 from mwkit.wizard.state import Instance, State
 
 SERVICE_GRACE = 5.0  # seconds a service gets between SIGTERM and SIGKILL
@@ -84,9 +85,19 @@ class Wizard:
     def __init__(self, workdir: Path | str | None = None, runtime: str | Runtime | None = None,
                  directory_url: str | None = None, database_url: str | None = None,
                  sources: dict | None = None, progress: Callable[[str], None] | None = None,
-                 token: str | None = None, settings: Settings | None = None):
+                 token: str | None = None, settings: Settings | None = None,
+                 standby: bool = False):
         """Arguments left out come from ``settings`` (default ``Settings.from_env()``), then
-        from ``<workdir>/stack.json`` (the stack ``mwkit up`` or a notebook started)."""
+        from ``<workdir>/stack.json`` (the stack ``mwkit up`` or a notebook started).
+
+        ``standby``: keep one instance of each service and tag launched started ahead, its
+        supervisor waiting before ``mw.sh init`` (phase ``standby``, left out of
+        :meth:`status`). The next launch of that service and tag only tells it to go: it
+        skips the runtime's start (a container's, about 0.3 s) and the supervisor's, what a
+        warm pool does. It costs one waiting process or container per service and tag, is
+        prepared by a background thread once the launch before it is live (so, for a
+        process that lives on: a notebook, ``mwkit up``), and is removed with the others
+        (:meth:`close`, :meth:`down`, scaling to 0)."""
         settings = (settings or Settings.from_env()).replace(
             workdir=workdir, directory_url=directory_url, directory_token=token)
         self.workdir = settings.workdir
@@ -107,6 +118,9 @@ class Wizard:
         self.state = State(self.workdir)
         self._started: set[str] = set()
         self._scale_lock = threading.Lock()
+        self.standby = standby
+        self._standby_lock = threading.Lock()  # one standby started at a time, none after close
+        self._closed = False
 
     def add_source(self, service: str, source) -> None:
         """Tell the wizard where ``service``'s code lives (a
@@ -136,36 +150,51 @@ class Wizard:
 
     def _launch(self, service: str, tag: str, ref: str,
                 env: dict[str, str] | None = None) -> tuple[Instance, Handle]:
-        from mwkit.wizard.spec import load_spec
-
         check_service_name(service)
         check_identifier(tag, "tag")
         check_identifier(ref, "ref")
         if service not in self.sources:
             raise WizardError(f"no source known for service {service!r}; known: "
                               f"{', '.join(sorted(self.sources)) or 'none'}")
+        with_standby = self.standby and not env and ref not in (UNCOMMITTED, UNCOMMITTED_COPY)
+        launched = self._take_standby(service, tag, ref) if with_standby else None
+        if launched is None:
+            launched = self._start(service, tag, ref, env or {})
+        if with_standby:
+            self._prepare_standby(service, tag, ref, after=launched[1])
+        return launched
+
+    def _start(self, service: str, tag: str, ref: str, env: dict[str, str],
+               phase: Phase = Phase.STARTED) -> tuple[Instance, Handle]:
+        """Reserve an id, check out, plan and start one instance; a standby quietly."""
+        from mwkit.wizard.spec import load_spec
+
+        say = self.progress if phase != Phase.STANDBY else (lambda line: None)
         directory_url = self._directory_url()
-        instance = self._reserve(service, tag, ref)
-        self.progress(f"{instance.id}: checking out {service} {ref}")
+        instance = self._reserve(service, tag, ref, phase if phase == Phase.STANDBY
+                                 else Phase.CHECKING_OUT)
+        say(f"{instance.id}: checking out {service} {ref}")
         try:
-            done = self._checkout(instance)
+            done = self._checkout(instance, say)
             spec = load_spec(done.folder)
             if spec.name != service:
                 raise WizardError(f"{spec.folder}/microwizard/microwizard.yml names the service "
                                   f"{spec.name!r}, but it was launched as {service!r}")
-            plan = self._plan(instance, done, spec, directory_url, env or {})
-            self.progress(f"{instance.id}: starting on the {self.runtime.name} runtime")
+            plan = self._plan(instance, done, spec, directory_url, env)
+            say(f"{instance.id}: starting on the {self.runtime.name} runtime")
             handle = self.runtime.start(plan)
         except BaseException:
             self._forget(instance)
             raise
-        instance.phase, instance.handle = Phase.STARTED, handle.to_dict()
+        instance.phase, instance.handle = phase, handle.to_dict()
         self.state.update(instance)
         self._started.add(instance.id)
         return instance, handle
 
-    def _reserve(self, service: str, tag: str, ref: str) -> Instance:
-        """A new instance id (``popularity-v1-3``), recorded at once as checking-out."""
+    def _reserve(self, service: str, tag: str, ref: str,
+                 phase: Phase = Phase.CHECKING_OUT) -> Instance:
+        """A new instance id (``popularity-v1-3``), recorded at once as checking-out (a
+        standby as such from the start: it is never a running instance before it is taken)."""
         with self.state.edit() as table:
             key = f"{service}-{tag}"
             number = table["counters"].get(key, 0) + 1
@@ -174,13 +203,13 @@ class Wizard:
             instance_dir = self.workdir / "instances" / instance_id
             instance = Instance(id=instance_id, service=service, tag=tag, ref=ref, commit="",
                                 runtime=self.runtime.name, folder="",
-                                instance_dir=str(instance_dir))
+                                instance_dir=str(instance_dir), phase=phase)
             table["instances"][instance_id] = instance
         shutil.rmtree(instance_dir, ignore_errors=True)  # left over from before a reset
         instance_dir.mkdir(parents=True)
         return instance
 
-    def _checkout(self, instance: Instance):
+    def _checkout(self, instance: Instance, say: Callable[[str], None]):
         """The instance's folder, recorded in the state table at once: a failed launch of
         the same commit removes a checkout only while no instance in the table uses it."""
         from mwkit.wizard.source import checkout
@@ -188,7 +217,7 @@ class Wizard:
         for _ in range(2):
             done = checkout(self.sources[instance.service], instance.ref,
                             service=instance.service, tag=instance.tag, workdir=self.workdir,
-                            progress=self.progress)
+                            progress=say)
             instance.commit, instance.folder = done.commit, str(done.folder)
             instance.exported = done.exported
             with self.state.edit() as table:
@@ -197,6 +226,83 @@ class Wizard:
                     return done
         raise WizardError(f"the checkout {done.folder} was removed by a failed launch twice "
                           "while this one used it: try again")
+
+    # --- standbys (Wizard(standby=True)) ------------------------------------------------
+
+    def _standbys(self, service: str, tag: str) -> list[Instance]:
+        return [i for i in self.state.instances() if i.phase == Phase.STANDBY
+                and (i.service, i.tag, i.runtime) == (service, tag, self.runtime.name)]
+
+    def standby_ready(self, service: str, tag: str) -> bool:
+        """Whether a standby of ``service`` ``tag`` waits, its supervisor ready to go."""
+        return any(i.handle and read_phase(Handle.from_dict(i.handle)).get("phase") ==
+                   Phase.STANDBY for i in self._standbys(service, tag))
+
+    def _take_standby(self, service: str, tag: str, ref: str) -> tuple[Instance, Handle] | None:
+        """The standby of ``service`` ``tag`` started from ``ref``, told to go; None when there
+        is none, or it no longer fits (the ref is another commit now, or it died): then it
+        is removed and the launch starts an instance as usual."""
+        from mwkit.wizard.source import checkout
+
+        with self.state.edit() as table:
+            standby = next((i for i in table["instances"].values() if i.phase == Phase.STANDBY
+                            and i.handle and (i.service, i.tag, i.ref, i.runtime) ==
+                            (service, tag, ref, self.runtime.name)), None)
+            if standby is None:
+                return None
+            standby.phase, standby.created = Phase.STARTED, time.time()  # newest, taken
+        handle = Handle.from_dict(standby.handle)
+        self.progress(f"{standby.id}: checking out {service} {ref}")
+        try:
+            done = checkout(self.sources[service], ref, service=service, tag=tag,
+                            workdir=self.workdir, progress=self.progress)
+            fits = (done.commit, str(done.folder)) == (standby.commit, standby.folder) and \
+                self.runtime.is_running(handle)
+            if fits:
+                go = Path(handle.instance_dir) / "state" / contract.GO_FILE
+                go.write_text(json.dumps({"taken": time.time()}), encoding="utf-8")
+        except BaseException:
+            self._drop_standby(standby)
+            raise
+        if not fits:
+            self._drop_standby(standby)
+            return None
+        self.progress(f"{standby.id}: starting on the {self.runtime.name} runtime "
+                      "(its standby, started ahead)")
+        return standby, handle
+
+    def _prepare_standby(self, service: str, tag: str, ref: str, after: Handle) -> None:
+        """Start the next instance of ``service`` ``tag`` ahead, in a background thread,
+        once the one just launched is past its start (the two would compete for the CPU),
+        unless a standby exists, none of that tag runs any more, or the wizard is closed."""
+        def prepare() -> None:
+            deadline = time.monotonic() + 30
+            while read_phase(after).get("phase") not in (Phase.LIVE, Phase.FAILED,
+                                                         Phase.STOPPED) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with self._standby_lock:
+                if self._closed or self._standbys(service, tag) or \
+                        not self._running(service, tag):
+                    return
+                try:
+                    self._start(service, tag, ref, {contract.STANDBY: "1"}, Phase.STANDBY)
+                except Exception as error:  # noqa: BLE001 - launches work without one
+                    self.progress(f"no standby for {service} {tag}: {error}")
+
+        threading.Thread(target=prepare, name=f"mwkit-standby-{service}-{tag}",
+                         daemon=True).start()
+
+    def _drop_standbys(self, service: str, tag: str) -> None:
+        for standby in self._standbys(service, tag):
+            self._drop_standby(standby)
+
+    def _drop_standby(self, standby: Instance) -> None:
+        """SIGKILL a standby and drop its row (it never registered: nothing to deregister)."""
+        if standby.handle:
+            self._runtime(standby.runtime).kill(Handle.from_dict(standby.handle))
+        self.state.remove(standby.id)
+        self._started.discard(standby.id)
 
     def _forget(self, instance: Instance) -> None:
         """A failed launch leaves nothing: its row, its folder, and a checkout it exported
@@ -369,12 +475,14 @@ class Wizard:
                 errors = self._in_parallel(lambda i: self._remove(i, False, drain), extra)
                 if errors:
                     raise WizardError("; ".join(map(str, errors)))
+            if n == 0:
+                self._drop_standbys(service, tag)
             return self._running(service, tag)
 
     def _running(self, service: str, tag: str) -> list[Instance]:
         phases = {s.instance: s.phase for s in self.status()}
         return [i for i in self.state.instances() if i.service == service and i.tag == tag
-                and phases.get(i.id) not in LEAVING]
+                and i.id in phases and phases[i.id] not in LEAVING]
 
     @staticmethod
     def _in_parallel(work: Callable, items: list) -> list[Exception]:
@@ -390,7 +498,9 @@ class Wizard:
             return [error for error in pool.map(attempt, items) if error is not None]
 
     def close(self) -> None:
-        """Gracefully remove every instance this Wizard object started."""
+        """Gracefully remove every instance this Wizard object started (its standbys too)."""
+        with self._standby_lock:
+            self._closed = True
         started = [i.id for i in self.state.instances() if i.id in self._started]
         errors = self._in_parallel(lambda i: self._remove(i, now=False), started)
         if errors:
@@ -401,6 +511,8 @@ class Wizard:
         instance the runtimes still find by their labels (after a crash), then the file.
         ``force`` also works when the state file is damaged; ``infrastructure`` also removes
         the stack's Directory and database."""
+        with self._standby_lock:
+            self._closed = True
         try:
             instances = self.state.instances()
         except StateError:
@@ -437,6 +549,8 @@ class Wizard:
         listed = self._listed(None)
         rows = []
         for instance in self.state.instances():
+            if instance.phase == Phase.STANDBY:
+                continue  # not launched yet: waits for a launch to take it
             phase, reason, address = Phase(instance.phase), instance.reason, instance.address
             if instance.handle and phase == Phase.STARTED:
                 handle = Handle.from_dict(instance.handle)
