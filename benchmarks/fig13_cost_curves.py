@@ -109,12 +109,15 @@ def open_files() -> Iterator[int]:
 
 
 def listener(url: str) -> psutil.Process:
-    """The process listening on ``url``'s port: the server whose memory is read."""
+    """The process listening on ``url``'s port, among those this one started: the server
+    whose memory is read. (A process's own sockets are readable without root, also on
+    macOS; the whole machine's, ``psutil.net_connections``, are not.)"""
     port = urlsplit(url).port
-    for connection in psutil.net_connections("tcp"):
-        if (connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
-                and connection.pid):
-            return psutil.Process(connection.pid)
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+                   for connection in child.net_connections("tcp")):
+                return child
     raise RuntimeError(f"no process of ours listens on {url}")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import time
 
 from mwkit.directory import DIRECTORY_PORT
 from mwkit.errors import InvalidInput, StartFailed
@@ -81,8 +80,7 @@ def run_haproxy(args: argparse.Namespace, settings, directory: str, host: str,
             print(f"Sherlock's HAProxy data plane on http://{host}:{port}/<service>/... for "
                   f"{', '.join(plane.services)} (HAProxy pid {plane.process.pid}, log "
                   f"{plane.scratch / 'haproxy.log'})", flush=True)
-            while plane.process.poll() is None:
-                time.sleep(0.5)
+            plane.process.wait()  # until Ctrl-C or SIGTERM interrupts it, or HAProxy ends
             raise StartFailed(f"HAProxy exited with code {plane.process.returncode}")
     except KeyboardInterrupt:
         pass
