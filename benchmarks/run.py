@@ -8,7 +8,7 @@ Writes into ``--output`` (default: this folder), with the machine the figures we
 measured on:
 
 - ``REPORT.md``: one Markdown table per figure, then FINDINGS.md (committed);
-- ``summary.json``: the same per figure as JSON, a few dozen KB: number, title, seconds,
+- ``summary.json``: the same per figure as JSON, about 100 KB: number, title, seconds,
   error, notes and, per metric, n, median, p99, min, max, target and whether it was met,
   but no samples (committed; :func:`summary_of`);
 - ``raw/report.json``: the same with every raw sample, about 2 MB for a full run (ignored

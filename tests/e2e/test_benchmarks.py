@@ -121,7 +121,7 @@ def test_the_command_writes_the_summary_and_the_raw_samples_apart(tmp_path, monk
 def test_the_committed_summary_is_small_and_agrees_with_the_committed_report():
     summary = json.loads((BENCHMARKS / "summary.json").read_text())
     text = (BENCHMARKS / "REPORT.md").read_text()
-    assert not has_samples(summary) and (BENCHMARKS / "summary.json").stat().st_size < 100_000
+    assert not has_samples(summary) and (BENCHMARKS / "summary.json").stat().st_size < 150_000
     assert [f["number"] for f in summary["figures"]] == list(run.FIGURES)
     for figure in summary["figures"]:
         assert f"### Figure {figure['number']}: {figure['title']}\n" in text
