@@ -32,7 +32,7 @@ from mwkit.faults import STACK_FAULTS_FILE, instance_faults
 from mwkit.names import check_identifier, check_service_name
 from mwkit.settings import KIT_ROOT, Settings
 from mwkit.wizard.runtimes import RUNTIMES, Handle, LaunchPlan, Runtime, get_runtime
-from mwkit.wizard.source import UNCOMMITTED, UNCOMMITTED_COPY
+from mwkit.wizard.source import UNCOMMITTED, UNCOMMITTED_COPY, checkout
 from mwkit.wizard.state import Instance, State
 
 SERVICE_GRACE = 5.0  # seconds a service gets between SIGTERM and SIGKILL
@@ -212,8 +212,6 @@ class Wizard:
     def _checkout(self, instance: Instance, say: Callable[[str], None]):
         """The instance's folder, recorded in the state table at once: a failed launch of
         the same commit removes a checkout only while no instance in the table uses it."""
-        from mwkit.wizard.source import checkout
-
         for _ in range(2):
             done = checkout(self.sources[instance.service], instance.ref,
                             service=instance.service, tag=instance.tag, workdir=self.workdir,
@@ -242,8 +240,6 @@ class Wizard:
         """The standby of ``service`` ``tag`` started from ``ref``, told to go; None when there
         is none, or it no longer fits (the ref is another commit now, or it died): then it
         is removed and the launch starts an instance as usual."""
-        from mwkit.wizard.source import checkout
-
         with self.state.edit() as table:
             standby = next((i for i in table["instances"].values() if i.phase == Phase.STANDBY
                             and i.handle and (i.service, i.tag, i.ref, i.runtime) ==

@@ -109,7 +109,10 @@ def test_scale_up_graceful_scale_down_and_kill_9_lose_no_call(process_stack):
         victim = next(s.instance for s in stack.status() if s.service == "popularity")
         killed = time.time()
         stack.inject(victim, "crash")
-        time.sleep(3.0)  # HAProxy's checks, and the Directory's lease running out
+        # HAProxy's own checks take it out first ("is DOWN"); the Directory's delete comes
+        # when its lease runs out, and then its slot goes to maintenance. Calls flow all along.
+        wait_until(lambda: len(in_maintenance(plane)) == 3, 10, "the dead one's slot freed")
+        time.sleep(0.5)  # and on, after that change
         records = calls.stop()
         log = (plane.scratch / "haproxy.log").read_text()
         assert plane.workers() == worker  # the same process: never reloaded
